@@ -1,0 +1,319 @@
+package conn
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// State is where a connection is in its life. The zero State is invalid.
+type State uint8
+
+const (
+	// Idle: in the idle queue, free to be acquired.
+	Idle State = iota + 1
+	// InUse: held by exactly one holder (a user, or the pool while it hands the
+	// connection to a waiter or back to the queue).
+	InUse
+	// Checking: still in the idle queue, but its health goroutine is checking
+	// it; Acquire must not hand it out.
+	Checking
+	// Detached: was Checking when an Acquire dequeued it. The health goroutine
+	// now owns it and puts it back (or retires it) when the check ends.
+	Detached
+	// Retired: claimed for retirement; the reconciler will close it. It may still
+	// sit in the idle queue as a tombstone until somebody dequeues it.
+	Retired
+	// Closed: the user's Close has run. Terminal.
+	Closed
+)
+
+var stateNames = [...]string{"invalid", "idle", "in_use", "checking", "detached", "retired", "closed"}
+
+// String returns the state's name as used in logs and the admin listing.
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "invalid"
+}
+
+// Reason says why a connection was retired. It is also the value of the "reason"
+// field in the pool's logs.
+type Reason uint8
+
+const (
+	// ReasonNone means no retirement is pending.
+	ReasonNone Reason = iota
+	// ReasonLifetime: the connection reached its max lifetime (with jitter).
+	ReasonLifetime
+	// ReasonIdle: the connection sat idle longer than the max idle time.
+	ReasonIdle
+	// ReasonHealth: the connection failed its health check.
+	ReasonHealth
+	// ReasonShrink: the pool was resized below its current size.
+	ReasonShrink
+	// ReasonDestroyed: the holder called Destroy.
+	ReasonDestroyed
+	// ReasonClose: the pool was closed.
+	ReasonClose
+	// ReasonExcessIdle: released while the pool already held MaxIdle idle connections.
+	ReasonExcessIdle
+	numReasons
+)
+
+// NumReasons is the number of reasons, ReasonNone included; reasons index arrays
+// of this length.
+const NumReasons = int(numReasons)
+
+var reasonNames = [...]string{"none", "lifetime", "idle", "health", "shrink", "destroyed", "close", "excess_idle"}
+
+// String returns the reason's name as used in logs and metrics labels.
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return "invalid"
+}
+
+const stateBits = 8
+
+func pack(lease uint64, s State) uint64 { return lease<<stateBits | uint64(s) }
+
+// Unpack splits a state word into its lease and state.
+func Unpack(w uint64) (lease uint64, s State) { return w >> stateBits, State(w & (1<<stateBits - 1)) }
+
+// Conn is one pooled connection. Create it with [New]; the zero Conn is not usable.
+type Conn[T any] struct {
+	// word is the lease<<8|state word; see the package comment. Any goroutine,
+	// CAS only.
+	word atomic.Uint64
+	// doom is a Reason to retire the connection at its next release, set by its
+	// health goroutine when it finds a held connection past its lifetime.
+	doom atomic.Uint32
+	// heldSince is the Unix nanosecond time of the last hand-out, written only
+	// when the pool tracks acquire times (leak detection); 0 otherwise.
+	heldSince atomic.Int64
+	// heldLease is the lease heldSince belongs to.
+	heldLease atomic.Uint64
+	// site is the acquiring stack, written only when the pool tracks acquire
+	// sites. Read by leak reports.
+	site atomic.Pointer[string]
+	// leaked is the lease under which the leak scanner reported this
+	// connection held too long; 0 if not reported.
+	leaked atomic.Uint64
+
+	// Immutable after New.
+	value    T
+	id       uint64
+	created  time.Time
+	deadline time.Time // zero: no lifetime limit
+	done     chan struct{}
+}
+
+// New returns a connection born held (InUse, lease 1) by whoever dialed it, so
+// that it can be handed to a waiter or put into the idle queue like any release.
+// A zero deadline means it never expires.
+func New[T any](id uint64, v T, created, deadline time.Time) *Conn[T] {
+	c := &Conn[T]{value: v, id: id, created: created, deadline: deadline, done: make(chan struct{})}
+	c.word.Store(pack(1, InUse))
+	return c
+}
+
+// Value returns the user's connection value.
+func (c *Conn[T]) Value() T { return c.value }
+
+// ID returns the connection's pool-unique id.
+func (c *Conn[T]) ID() uint64 { return c.id }
+
+// Created returns when the connection was dialed.
+func (c *Conn[T]) Created() time.Time { return c.created }
+
+// Deadline returns the end of the connection's lifetime, or the zero time.
+func (c *Conn[T]) Deadline() time.Time { return c.deadline }
+
+// Done is closed when the connection is closed; its health goroutine stops then.
+func (c *Conn[T]) Done() <-chan struct{} { return c.done }
+
+// Load returns the current lease and state.
+func (c *Conn[T]) Load() (lease uint64, s State) { return Unpack(c.word.Load()) }
+
+// State returns the current state.
+func (c *Conn[T]) State() State { _, s := c.Load(); return s }
+
+// Acquire tries to move an Idle connection to InUse under a new lease, and
+// returns that lease. If the connection is being checked it marks it Detached
+// (the checker will put it back) and fails. Any other state fails; the state seen
+// is returned so the caller can drop tombstones.
+func (c *Conn[T]) Acquire() (lease uint64, seen State, ok bool) {
+	for {
+		w := c.word.Load()
+		l, s := Unpack(w)
+		switch s {
+		case Idle:
+			if c.word.CompareAndSwap(w, pack(l+1, InUse)) {
+				return l + 1, InUse, true
+			}
+		case Checking:
+			if c.word.CompareAndSwap(w, pack(l, Detached)) {
+				return 0, Detached, false
+			}
+		default:
+			return 0, s, false
+		}
+	}
+}
+
+// Held reports whether lease is the current holder's lease.
+func (c *Conn[T]) Held(lease uint64) bool { return c.word.Load() == pack(lease, InUse) }
+
+// Release moves the holder's connection back to Idle (it must then be put into
+// the idle queue by the caller). False if lease is not the holder's.
+func (c *Conn[T]) Release(lease uint64) bool {
+	return c.word.CompareAndSwap(pack(lease, InUse), pack(lease, Idle))
+}
+
+// Transfer hands a held connection to a new holder without passing through Idle,
+// so no checker or acquirer can take it in between. It returns the new lease.
+func (c *Conn[T]) Transfer(lease uint64) (uint64, bool) {
+	if c.word.CompareAndSwap(pack(lease, InUse), pack(lease+1, InUse)) {
+		return lease + 1, true
+	}
+	return 0, false
+}
+
+// Retire claims a held connection for retirement. False if lease is not the
+// holder's (then somebody else owns it).
+func (c *Conn[T]) Retire(lease uint64) bool {
+	return c.word.CompareAndSwap(pack(lease, InUse), pack(lease, Retired))
+}
+
+// BeginCheck moves an Idle connection to Checking, so that Acquire skips it.
+func (c *Conn[T]) BeginCheck() bool {
+	w := c.word.Load()
+	l, s := Unpack(w)
+	return s == Idle && c.word.CompareAndSwap(w, pack(l, Checking))
+}
+
+// EndCheck ends a check that passed. If the connection is still in the queue it
+// becomes Idle again (detached=false). If an Acquire dequeued it meanwhile it
+// becomes InUse under a new lease, held by the caller, who must put it back
+// (detached=true). ok is false if Close force-retired it during the check.
+func (c *Conn[T]) EndCheck() (lease uint64, detached, ok bool) {
+	for {
+		w := c.word.Load()
+		l, s := Unpack(w)
+		switch s {
+		case Checking:
+			if c.word.CompareAndSwap(w, pack(l, Idle)) {
+				return 0, false, true
+			}
+		case Detached:
+			if c.word.CompareAndSwap(w, pack(l+1, InUse)) {
+				return l + 1, true, true
+			}
+		case Retired, Closed:
+			return 0, false, false
+		default:
+			panic("tidepool/conn: EndCheck on a connection that is not being checked (state " + s.String() + ")")
+		}
+	}
+}
+
+// RetireChecked claims a connection under check for retirement. inQueue reports
+// whether it still sits in the idle queue (and so becomes a tombstone there).
+// ok is false if Close force-retired it during the check.
+func (c *Conn[T]) RetireChecked() (inQueue, ok bool) {
+	for {
+		w := c.word.Load()
+		l, s := Unpack(w)
+		switch s {
+		case Checking:
+			if c.word.CompareAndSwap(w, pack(l, Retired)) {
+				return true, true
+			}
+		case Detached:
+			if c.word.CompareAndSwap(w, pack(l, Retired)) {
+				return false, true
+			}
+		case Retired, Closed:
+			return false, false
+		default:
+			panic("tidepool/conn: RetireChecked on a connection that is not being checked (state " + s.String() + ")")
+		}
+	}
+}
+
+// ForceRetire claims the connection for retirement whatever its state, as Close
+// does when its deadline passes. It reports the state it found, and false if the
+// connection was already Retired or Closed.
+func (c *Conn[T]) ForceRetire() (was State, ok bool) {
+	for {
+		w := c.word.Load()
+		l, s := Unpack(w)
+		if s == Retired || s == Closed {
+			return s, false
+		}
+		if c.word.CompareAndSwap(w, pack(l, Retired)) {
+			return s, true
+		}
+	}
+}
+
+// MarkClosed records that the user's Close has run and stops the health goroutine.
+// Only the reconciler calls it, once.
+func (c *Conn[T]) MarkClosed() {
+	for {
+		w := c.word.Load()
+		l, _ := Unpack(w)
+		if c.word.CompareAndSwap(w, pack(l, Closed)) {
+			close(c.done)
+			return
+		}
+	}
+}
+
+// Doom asks that the connection be retired for r at its next release.
+func (c *Conn[T]) Doom(r Reason) { c.doom.CompareAndSwap(0, uint32(r)) }
+
+// Doomed returns the pending retirement reason, or ReasonNone.
+func (c *Conn[T]) Doomed() Reason { return Reason(c.doom.Load()) }
+
+// SetHeld records the hand-out under lease: its time (Unix ns) and optional
+// acquiring stack.
+func (c *Conn[T]) SetHeld(lease uint64, nanos int64, site *string) {
+	c.heldLease.Store(0)
+	c.heldSince.Store(nanos)
+	c.site.Store(site)
+	c.heldLease.Store(lease)
+}
+
+// HeldSince returns the Unix ns time of the hand-out under lease, or 0 if none
+// was recorded for that lease.
+func (c *Conn[T]) HeldSince(lease uint64) int64 {
+	if c.heldLease.Load() != lease {
+		return 0
+	}
+	t := c.heldSince.Load()
+	if c.heldLease.Load() != lease {
+		return 0
+	}
+	return t
+}
+
+// Site returns the recorded acquiring stack, or "".
+func (c *Conn[T]) Site() string {
+	if p := c.site.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// MarkLeaked records that the hand-out under lease was reported as a suspected
+// leak. It reports false if that lease was reported already.
+func (c *Conn[T]) MarkLeaked(lease uint64) bool {
+	old := c.leaked.Load()
+	return old != lease && c.leaked.CompareAndSwap(old, lease)
+}
+
+// Leaked reports whether the hand-out under lease was reported as a suspected leak.
+func (c *Conn[T]) Leaked(lease uint64) bool { return c.leaked.Load() == lease }

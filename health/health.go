@@ -1,0 +1,191 @@
+package health
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/tidepool-go/tidepool/conn"
+)
+
+// Hooks is what the pool does for a watcher. Every method may be called from the
+// watcher goroutine and must not block for long.
+type Hooks[T any] interface {
+	// Retire retires c, which the watcher has claimed (Checking or Detached), for
+	// reason r; err is the failed check's error, if any.
+	Retire(c *conn.Conn[T], r conn.Reason, err error)
+	// RetireIdle retires c, claimed by the watcher, for idle time, unless the pool
+	// would drop below its minimum of idle connections; it reports whether it did.
+	RetireIdle(c *conn.Conn[T]) bool
+	// PutBack returns c, held under lease by the watcher after a detached check,
+	// to a waiter or the idle queue.
+	PutBack(c *conn.Conn[T], lease uint64)
+	// Checked reports a finished health check (err nil on success).
+	Checked(c *conn.Conn[T], err error, took time.Duration)
+}
+
+// Config says what a watcher enforces. The zero value watches nothing.
+type Config[T any] struct {
+	// Check tests an idle connection; nil disables health checks.
+	Check func(ctx context.Context, v T) error
+	// Interval between checks (jittered ±10%). Must be > 0 when Check is set.
+	Interval time.Duration
+	// Timeout bounds one check.
+	Timeout time.Duration
+	// MaxIdleTime retires connections idle that long; 0 disables it.
+	MaxIdleTime time.Duration
+}
+
+// Needed reports whether a connection with the given lifetime deadline needs a
+// watcher at all under cfg.
+func (cfg *Config[T]) Needed(deadline time.Time) bool {
+	return cfg.Check != nil || cfg.MaxIdleTime > 0 || !deadline.IsZero()
+}
+
+// Jitter returns d scaled by a uniformly random factor in [0.9, 1.1).
+func Jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
+}
+
+// Watch runs c's watcher until c closes or ctx ends. Run it in its own goroutine.
+func Watch[T any](ctx context.Context, c *conn.Conn[T], cfg *Config[T], h Hooks[T]) {
+	w := watcher[T]{c: c, cfg: cfg, h: h}
+	now := time.Now()
+	w.lastActive = now
+	w.lastLease, _ = c.Load()
+	if cfg.Check != nil {
+		w.nextCheck = now.Add(Jitter(cfg.Interval))
+	}
+	t := time.NewTimer(w.next(now))
+	defer t.Stop()
+	for {
+		select {
+		case <-c.Done():
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		if w.step(ctx, now) {
+			return
+		}
+		t.Reset(w.next(time.Now()))
+	}
+}
+
+type watcher[T any] struct {
+	c          *conn.Conn[T]
+	cfg        *Config[T]
+	h          Hooks[T]
+	lastLease  uint64
+	lastActive time.Time
+	nextCheck  time.Time
+}
+
+// idleTick is how often idle time is sampled.
+func (w *watcher[T]) idleTick() time.Duration {
+	t := w.cfg.MaxIdleTime / 4
+	if w.cfg.Check != nil && w.cfg.Interval < t {
+		t = w.cfg.Interval
+	}
+	if t < time.Millisecond {
+		t = time.Millisecond
+	}
+	return t
+}
+
+// next returns how long to sleep until the next thing to do.
+func (w *watcher[T]) next(now time.Time) time.Duration {
+	at := time.Time{}
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
+			at = t
+		}
+	}
+	if d := w.c.Deadline(); !d.IsZero() {
+		if d.After(now) {
+			earliest(d)
+		} else {
+			// Past the deadline but the connection was held: retry at the
+			// rhythm of the other duties, or every second.
+			earliest(now.Add(time.Second))
+		}
+	}
+	earliest(w.nextCheck)
+	if w.cfg.MaxIdleTime > 0 {
+		earliest(now.Add(Jitter(w.idleTick())))
+	}
+	d := at.Sub(now)
+	if d < 0 {
+		d = 0
+	}
+	return d
+}
+
+// step does whatever is due and reports whether the watcher is finished.
+func (w *watcher[T]) step(ctx context.Context, now time.Time) (done bool) {
+	c := w.c
+	lease, st := c.Load()
+	if st == conn.Retired || st == conn.Closed {
+		return true
+	}
+	if st == conn.InUse || lease != w.lastLease {
+		w.lastLease, w.lastActive = lease, now
+	}
+
+	if d := c.Deadline(); !d.IsZero() && !now.Before(d) {
+		if c.BeginCheck() {
+			w.h.Retire(c, conn.ReasonLifetime, nil)
+			return true
+		}
+		if st == conn.InUse {
+			c.Doom(conn.ReasonLifetime)
+		}
+		return false
+	}
+
+	if w.cfg.MaxIdleTime > 0 && now.Sub(w.lastActive) >= w.cfg.MaxIdleTime {
+		if c.BeginCheck() {
+			if w.h.RetireIdle(c) {
+				return true
+			}
+			w.endCheck()
+		}
+	}
+
+	if w.cfg.Check != nil && !now.Before(w.nextCheck) {
+		w.nextCheck = now.Add(Jitter(w.cfg.Interval))
+		if c.BeginCheck() {
+			cctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+			start := time.Now()
+			err := w.cfg.Check(cctx, c.Value())
+			cancel()
+			if err == nil && ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			w.h.Checked(c, err, time.Since(start))
+			if err != nil {
+				if ctx.Err() != nil {
+					// The pool is closing; Close retires the connection.
+					w.endCheck()
+					return true
+				}
+				w.h.Retire(c, conn.ReasonHealth, err)
+				return true
+			}
+			w.endCheck()
+		}
+	}
+	return false
+}
+
+func (w *watcher[T]) endCheck() {
+	if lease, detached, _ := w.c.EndCheck(); detached {
+		w.lastLease = lease
+		w.h.PutBack(w.c, lease)
+	}
+}
