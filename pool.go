@@ -138,31 +138,13 @@ func New[T any](ctx context.Context, cfg Config[T]) (*Pool[T], error) {
 	return p, nil
 }
 
-// warm acquires MinIdle connections at once and releases them, so that New
-// returns with them idle; then it zeroes the acquire counters it moved.
+// warm waits until MinIdle connections are idle.
 func (p *Pool[T]) warm(ctx context.Context) error {
-	n := p.cfg.MinIdle
-	if n == 0 {
+	if p.cfg.MinIdle == 0 {
 		return nil
 	}
-	held := make([]Conn[T], 0, n)
-	defer func() {
-		for _, h := range held {
-			h.Release()
-		}
-		p.acquires.Reset()
-		p.waited.Reset()
-		p.waitNanos.Reset()
-		for i := range p.waitHist {
-			p.waitHist[i].Store(0)
-		}
-	}()
-	for len(held) < n {
-		h, err := p.Acquire(ctx)
-		if err != nil {
-			return fmt.Errorf("tidepool: warming %d idle connections: %w", n, err)
-		}
-		held = append(held, h)
+	if err := p.rec.Warm(ctx); err != nil {
+		return fmt.Errorf("tidepool: warming %d idle connections: %w", p.cfg.MinIdle, err)
 	}
 	return nil
 }

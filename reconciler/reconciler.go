@@ -92,6 +92,7 @@ const (
 	cmdClosed
 	cmdClose
 	cmdForceClose
+	cmdWarm
 )
 
 type command[T any] struct {
@@ -132,6 +133,7 @@ type Reconciler[T any] struct {
 	closes     int // close goroutines in flight
 	resizing   bool
 	resizeAt   time.Time
+	warmReply  chan error // answered once Min idle connections exist, or a dial fails
 }
 
 // New starts the reconcile loop for a pool. The loop dials up to cfg.Min idle
@@ -203,6 +205,23 @@ func (r *Reconciler[T]) RetireFromLoop(c *conn.Conn[T], reason conn.Reason, err 
 	r.retire(c, reason, err)
 }
 
+// Warm waits until Min idle connections exist. It returns the first dial error
+// instead if a dial fails first, or ctx's error.
+func (r *Reconciler[T]) Warm(ctx context.Context) error {
+	reply := make(chan error, 1)
+	if !r.send(command[T]{kind: cmdWarm, reply: reply}) {
+		return errLoopDone
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.done:
+		return errLoopDone
+	}
+}
+
 // Close starts the pool's shutdown: no more dials, waiters fail with err, idle
 // connections close, and the loop exits once every connection is closed.
 func (r *Reconciler[T]) Close(err error) {
@@ -244,6 +263,8 @@ func (r *Reconciler[T]) handle(c command[T]) {
 		r.demandPending.Store(false)
 	case cmdResize:
 		r.resize(c)
+	case cmdWarm:
+		r.warmReply = c.reply
 	case cmdRetire:
 		r.retire(c.c, c.reason, c.err)
 	case cmdDialed:
@@ -319,6 +340,10 @@ func (r *Reconciler[T]) dialed(c command[T]) {
 		r.probeAt = time.Now().Add(wait)
 		r.probeTimer.Reset(wait)
 		err := fmt.Errorf("%w: %w", ErrDial, c.err)
+		if r.warmReply != nil {
+			r.warmReply <- err
+			r.warmReply = nil
+		}
 		n := 0
 		if !r.closing {
 			n = r.h.FailWaiters(err)
@@ -469,6 +494,10 @@ func (r *Reconciler[T]) reconcile() {
 		r.startDial()
 	}
 
+	if r.warmReply != nil && idle >= min {
+		r.warmReply <- nil
+		r.warmReply = nil
+	}
 	if r.resizing && live <= max && (idle >= min || live+dialing >= max) && dialing == 0 {
 		r.resizing = false
 		r.log.Info("resize.reached", zap.String("event", "resize.reached"),
