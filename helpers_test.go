@@ -26,9 +26,9 @@ type backend struct {
 	next    atomic.Int64
 	down    atomic.Bool
 	dialErr error
-	dialing atomic.Int64 // dials in flight
-	maxDial atomic.Int64 // most dials in flight at once
-	dials   atomic.Int64 // dial attempts
+	dialing atomic.Int64  // dials in flight
+	maxDial atomic.Int64  // most dials in flight at once
+	dials   atomic.Int64  // dial attempts
 	gate    chan struct{} // if non-nil, each dial waits for a token
 }
 

@@ -102,11 +102,11 @@ func New[T any](ctx context.Context, cfg Config[T]) (*Pool[T], error) {
 		return nil, err
 	}
 	p := &Pool[T]{
-		cfg:      cfg,
-		log:      cfg.Logger.With(zap.String("pool", cfg.Name)),
-		reg:      registry.New[T](),
-		sh:       new(reconciler.Shared),
-		track:    cfg.LeakThreshold > 0 || cfg.TrackAcquireSite,
+		cfg:   cfg,
+		log:   cfg.Logger.With(zap.String("pool", cfg.Name)),
+		reg:   registry.New[T](),
+		sh:    new(reconciler.Shared),
+		track: cfg.LeakThreshold > 0 || cfg.TrackAcquireSite,
 
 		acquires: xsync.NewCounter(), waited: xsync.NewCounter(), waitNanos: xsync.NewCounter(),
 		canceled: xsync.NewCounter(), healthChecks: xsync.NewCounter(),
