@@ -15,7 +15,6 @@ import (
 type fakeConn struct {
 	id     int64
 	closed atomic.Int32
-	holder atomic.Int64 // test-side: who holds it (0: nobody)
 }
 
 // backend is a fake server: it dials fakeConns, can be taken down, and records
@@ -112,19 +111,6 @@ func closePool(t *testing.T, p interface{ Close(context.Context) error }) {
 	defer cancel()
 	if err := p.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes. For tests that
-// must wait on the reconcile loop in real time; time-based behaviour uses synctest.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Microsecond)
 	}
 }
 

@@ -330,6 +330,9 @@ func (p *Pool[T]) acquireSlow(ctx context.Context, failFast bool) (Conn[T], erro
 	}
 	p.wl.put(w)
 	if r.err != nil {
+		if r.err == errEvicted {
+			r.err = p.ctxErr(ctx, ownTimeout)
+		}
 		if ctx.Err() != nil {
 			p.canceled.Inc()
 		}

@@ -127,9 +127,10 @@ func (p *Pool[T]) Stats() Stats {
 	p.reg.Range(func(c *conn.Conn[T]) bool {
 		lease, st := c.Load()
 		switch st {
-		case conn.Idle, conn.Checking:
+		case conn.Idle, conn.Checking, conn.Detached:
+			// Detached: dequeued mid-check and skipped; its watcher puts it back.
 			s.Idle++
-		case conn.InUse, conn.Detached:
+		case conn.InUse:
 			s.InUse++
 			if p.track && c.Leaked(lease) {
 				s.LeaksHeld++

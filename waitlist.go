@@ -2,12 +2,17 @@ package tidepool
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tidepool-go/tidepool/conn"
 )
+
+// errEvicted tells a waiter that it was skipped because its context had ended;
+// it reports its context's error.
+var errEvicted = errors.New("tidepool: waiter evicted: context done")
 
 // waitResult is what a waiter receives: a connection held under lease, or err.
 type waitResult[T any] struct {
@@ -93,8 +98,8 @@ func (l *waitlist[T]) handOff(c *conn.Conn[T], lease uint64) bool {
 	defer l.mu.Unlock()
 	for w := l.head; w != nil; w = l.head {
 		l.unlinkLocked(w)
-		if err := w.ctx.Err(); err != nil {
-			w.ch <- waitResult[T]{err: err}
+		if w.ctx.Err() != nil {
+			w.ch <- waitResult[T]{err: errEvicted}
 			continue
 		}
 		nl, ok := c.Transfer(lease)
