@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/puzpuzpuz/xsync/v3"
@@ -81,8 +82,8 @@ type Pool[T any] struct {
 	// resizeMu serializes Resize calls (not the hot path).
 	resizeMu sync.Mutex
 
-	// Counters. acquires is striped: it is bumped on the hot path.
-	acquires       *xsync.Counter
+	// Counters, all off the hot path. Acquisitions are not counted here: each
+	// hand-out bumps its connection's lease, and Stats sums the leases.
 	waited         *xsync.Counter
 	waitNanos      *xsync.Counter
 	canceled       *xsync.Counter
@@ -90,6 +91,7 @@ type Pool[T any] struct {
 	healthFailures *xsync.Counter
 	leaks          *xsync.Counter
 	waitHist       waitHistogram
+	acquiresMax    atomic.Int64 // the highest Stats.Acquires reported
 }
 
 // New creates a pool and, if cfg.MinIdle > 0, waits until MinIdle connections
@@ -108,14 +110,15 @@ func New[T any](ctx context.Context, cfg Config[T]) (*Pool[T], error) {
 		sh:    new(reconciler.Shared),
 		track: cfg.LeakThreshold > 0 || cfg.TrackAcquireSite,
 
-		acquires: xsync.NewCounter(), waited: xsync.NewCounter(), waitNanos: xsync.NewCounter(),
+		waited: xsync.NewCounter(), waitNanos: xsync.NewCounter(),
 		canceled: xsync.NewCounter(), healthChecks: xsync.NewCounter(),
 		healthFailures: xsync.NewCounter(), leaks: xsync.NewCounter(),
 	}
-	// Room for every connection the pool may ever hold plus the tombstones the
-	// reconciler tolerates before it sweeps.
+	// Room for every connection the pool may ever hold plus the tombstones
+	// that watchers leave between two sweeps of the reconciler (it sweeps at
+	// sweepAt; a burst of expiries can overshoot that until it catches up).
 	const sweepAt = 16
-	p.idle = queue.New[*conn.Conn[T]](cfg.SizeCeiling + sweepAt + 16)
+	p.idle = queue.New[*conn.Conn[T]](cfg.SizeCeiling + cfg.SizeCeiling/2 + 4*sweepAt)
 	p.hcfg = health.Config[T]{Check: cfg.Check, Interval: cfg.HealthInterval, Timeout: cfg.HealthTimeout, MaxIdleTime: cfg.MaxIdleTime}
 	p.watched = cfg.Check != nil || cfg.MaxIdleTime > 0 || cfg.MaxLifetime > 0
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -218,11 +221,7 @@ func (h Conn[T]) Destroy() {
 // forceClosed reports whether the handle's connection was closed under it by
 // Close's deadline, which makes a late Release or Destroy legitimate.
 func (h Conn[T]) forceClosed() bool {
-	if h.c == nil {
-		return false
-	}
-	lease, s := h.c.Load()
-	return lease == h.lease && (s == conn.Retired || s == conn.Closed) && h.p.sh.Closed.Load()
+	return h.c != nil && h.c.ForcedUnder(h.lease)
 }
 
 func (h Conn[T]) misuse(op string) {
@@ -250,7 +249,6 @@ func (h Conn[T]) misuse(op string) {
 func (p *Pool[T]) Acquire(ctx context.Context) (Conn[T], error) {
 	if !p.sh.Closed.Load() {
 		if h, ok := p.takeIdle(false); ok {
-			p.acquires.Inc()
 			p.noteHeld(h)
 			return h, nil
 		}
@@ -264,7 +262,6 @@ func (p *Pool[T]) Acquire(ctx context.Context) (Conn[T], error) {
 func (p *Pool[T]) TryAcquire(ctx context.Context) (Conn[T], error) {
 	if !p.sh.Closed.Load() {
 		if h, ok := p.takeIdle(false); ok {
-			p.acquires.Inc()
 			p.noteHeld(h)
 			return h, nil
 		}
@@ -301,7 +298,12 @@ func (p *Pool[T]) acquireSlow(ctx context.Context, failFast bool) (Conn[T], erro
 	p.wl.pushLocked(w)
 	p.wl.mu.Unlock()
 
-	p.rec.Demand()
+	if p.sh.Live.Load()+p.sh.Dialing.Load() < p.sh.Max.Load() {
+		// Room to dial. At the max there is nothing for the loop to do: a
+		// retire or a Resize, which will make room, passes through the loop
+		// anyway and it reads the waiter count then.
+		p.rec.Demand()
+	}
 	// A connection may have been released between our look at the idle queue
 	// and our listing: the releaser may have seen no waiter. Look again now
 	// that we are listed (and so visible to every later releaser).
@@ -324,6 +326,7 @@ func (p *Pool[T]) acquireSlow(ctx context.Context, failFast bool) (Conn[T], erro
 		r = <-w.ch
 		if r.err == nil {
 			// A hand-off raced our cancellation: pass the connection on.
+			p.sh.ExtraLeases.Add(1) // its lease moved, but nobody acquired it
 			p.putHeld(r.c, r.lease, false)
 			r = waitResult[T]{err: p.ctxErr(ctx, ownTimeout)}
 		}
@@ -339,7 +342,6 @@ func (p *Pool[T]) acquireSlow(ctx context.Context, failFast bool) (Conn[T], erro
 		return Conn[T]{}, r.err
 	}
 	waitedFor := time.Since(start)
-	p.acquires.Inc()
 	p.waited.Inc()
 	p.waitNanos.Add(int64(waitedFor))
 	p.waitHist.observe(waitedFor)
@@ -358,10 +360,11 @@ func (p *Pool[T]) ctxErr(ctx context.Context, own bool) error {
 	return fmt.Errorf("tidepool: acquire: %w", ctx.Err())
 }
 
-// takeIdle dequeues an idle connection and takes it, skipping (and dropping or
-// retiring) at most maxSkips unusable ones.
+// takeIdle dequeues an idle connection and takes it. Tombstones are dropped on
+// the way (each drop shortens the queue, so that is bounded by its length);
+// at most maxSkips live but unusable ones (doomed, mid-check) are skipped.
 func (p *Pool[T]) takeIdle(onLoop bool) (Conn[T], bool) {
-	for skips := 0; skips < maxSkips; skips++ {
+	for skips := 0; skips < maxSkips; {
 		c, ok := p.idle.Pop()
 		if !ok {
 			return Conn[T]{}, false
@@ -370,11 +373,15 @@ func (p *Pool[T]) takeIdle(onLoop bool) (Conn[T], bool) {
 		if !ok {
 			if seen == conn.Retired || seen == conn.Closed {
 				p.sh.Tombstones.Add(-1) // a tombstone, dropped
+				continue
 			}
-			continue // or detached mid-check: its watcher puts it back
+			skips++ // detached mid-check: its watcher puts it back
+			continue
 		}
 		if r := c.Doomed(); r != conn.ReasonNone {
+			p.sh.ExtraLeases.Add(1) // taken to be retired, not handed out
 			p.retireHeld(c, lease, r, nil, onLoop)
+			skips++
 			continue
 		}
 		return Conn[T]{p: p, c: c, lease: lease}, true
@@ -433,7 +440,7 @@ func (p *Pool[T]) putHeld(c *conn.Conn[T], lease uint64, onLoop bool) {
 		p.retireHeld(c, lease, ReasonExcessIdle, nil, onLoop)
 		return
 	}
-	p.pushIdle(c, lease)
+	p.pushIdle(c, lease, onLoop)
 	if p.wl.n.Load() > 0 {
 		p.serveWaiters(onLoop)
 	}
@@ -444,12 +451,17 @@ func (p *Pool[T]) putHeld(c *conn.Conn[T], lease uint64, onLoop bool) {
 	}
 }
 
-func (p *Pool[T]) pushIdle(c *conn.Conn[T], lease uint64) {
+// pushIdle makes c, held under lease, idle. In the unlikely case that the
+// queue is full of tombstones awaiting a sweep, it retires c instead.
+func (p *Pool[T]) pushIdle(c *conn.Conn[T], lease uint64, onLoop bool) {
 	if !c.Release(lease) {
 		panic("tidepool: internal error: idle push of a connection the caller does not hold")
 	}
 	if !p.idle.Push(c) {
-		panic("tidepool: internal error: idle queue full")
+		if l, _, ok := c.Acquire(); ok {
+			p.sh.ExtraLeases.Add(1)
+			p.retireHeld(c, l, ReasonExcessIdle, nil, onLoop)
+		}
 	}
 }
 
@@ -462,8 +474,9 @@ func (p *Pool[T]) serveWaiters(onLoop bool) {
 		if !ok {
 			return
 		}
+		p.sh.ExtraLeases.Add(1) // the take is not a hand-out; the Transfer will be
 		if !p.wl.handOff(h.c, h.lease) {
-			p.pushIdle(h.c, h.lease)
+			p.pushIdle(h.c, h.lease, onLoop)
 		}
 	}
 }

@@ -103,7 +103,6 @@ func (p *Pool[T]) Stats() Stats {
 		Dialing:     int(p.sh.Dialing.Load()),
 		Waiting:     int(p.wl.n.Load()),
 
-		Acquires:         p.acquires.Value(),
 		WaitedAcquires:   p.waited.Value(),
 		WaitDuration:     time.Duration(p.waitNanos.Value()),
 		CanceledAcquires: p.canceled.Value(),
@@ -124,8 +123,13 @@ func (p *Pool[T]) Stats() Stats {
 		Destroyed: cl[conn.ReasonDestroyed].Load(), Close: cl[conn.ReasonClose].Load(),
 		ExcessIdle: cl[conn.ReasonExcessIdle].Load(),
 	}
+	retired := p.rec.Stats.RetiredLeases.Load()
+	var leases int64
 	p.reg.Range(func(c *conn.Conn[T]) bool {
 		lease, st := c.Load()
+		if st != conn.Retired && st != conn.Closed {
+			leases += int64(lease) - 1
+		}
 		switch st {
 		case conn.Idle, conn.Checking, conn.Detached:
 			// Detached: dequeued mid-check and skipped; its watcher puts it back.
@@ -138,6 +142,7 @@ func (p *Pool[T]) Stats() Stats {
 		}
 		return true
 	})
+	s.Acquires = p.acquiresSeen(leases + retired - p.sh.ExtraLeases.Load())
 	s.Total = s.Idle + s.InUse
 	if over := int(p.sh.Live.Load()) - s.MaxSize; over > 0 {
 		s.PendingShrink = over
@@ -178,4 +183,19 @@ func (p *Pool[T]) InUse() []HeldConn {
 		return true
 	})
 	return out
+}
+
+// acquiresSeen keeps the derived acquisition count monotonic: the sum of leases
+// is read while connections move, retire and get their extra leases counted, so
+// two reads may disagree by a few; a counter must never go down.
+func (p *Pool[T]) acquiresSeen(v int64) int64 {
+	for {
+		last := p.acquiresMax.Load()
+		if v <= last {
+			return last
+		}
+		if p.acquiresMax.CompareAndSwap(last, v) {
+			return v
+		}
+	}
 }

@@ -101,6 +101,9 @@ type Conn[T any] struct {
 	// leaked is the lease under which the leak scanner reported this
 	// connection held too long; 0 if not reported.
 	leaked atomic.Uint64
+	// forced is set when Close's deadline retired the connection under its
+	// holder, whose late Release or Destroy is then legitimate.
+	forced atomic.Bool
 
 	// Immutable after New.
 	value    T
@@ -253,10 +256,19 @@ func (c *Conn[T]) ForceRetire() (was State, ok bool) {
 		if s == Retired || s == Closed {
 			return s, false
 		}
+		// Mark before the CAS, so the holder never sees Retired unmarked.
+		c.forced.Store(s == InUse)
 		if c.word.CompareAndSwap(w, pack(l, Retired)) {
 			return s, true
 		}
 	}
+}
+
+// ForcedUnder reports whether ForceRetire took the connection from the holder
+// of lease.
+func (c *Conn[T]) ForcedUnder(lease uint64) bool {
+	l, s := c.Load()
+	return l == lease && (s == Retired || s == Closed) && c.forced.Load()
 }
 
 // MarkClosed records that the user's Close has run and stops the health goroutine.

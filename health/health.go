@@ -107,13 +107,13 @@ func (w *watcher[T]) next(now time.Time) time.Duration {
 		}
 	}
 	if d := w.c.Deadline(); !d.IsZero() {
-		if d.After(now) {
-			earliest(d)
-		} else {
-			// Past the deadline but the connection was held: retry at the
-			// rhythm of the other duties, or every second.
-			earliest(now.Add(time.Second))
+		if !d.After(now) {
+			// Past the deadline while held: the connection is doomed and
+			// nothing else is due for it. Look again in a second, in case
+			// it was released before the doom mark landed.
+			return time.Second
 		}
+		earliest(d)
 	}
 	earliest(w.nextCheck)
 	if w.cfg.MaxIdleTime > 0 {
