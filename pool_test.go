@@ -610,3 +610,48 @@ func TestAcquireReleaseOfIdleConnAllocatesNothing(t *testing.T) {
 		t.Fatalf("Acquire+Release of an idle connection: %v allocs/op, want 0", allocs)
 	}
 }
+
+// Dials that were in flight together when the backend died count as one
+// failure for the backoff: the next attempt comes after DialBackoff, not after
+// DialBackoffMax.
+func TestSimultaneousDialFailuresCountOnceForBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBackend()
+		b.gate = make(chan struct{})
+		cfg := b.config()
+		cfg.DialBackoff = 100 * time.Millisecond
+		cfg.DialBackoffMax = time.Minute
+		p := newPool(t, cfg)
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				_, err := p.Acquire(context.Background())
+				errs <- err
+			}()
+		}
+		synctest.Wait()
+		if d := b.dialing.Load(); d != 4 {
+			t.Fatalf("%d dials in flight, want 4", d)
+		}
+		b.down.Store(true)
+		for range 4 {
+			b.gate <- struct{}{}
+		}
+		for range 4 {
+			if err := <-errs; !errors.Is(err, tidepool.ErrDial) {
+				t.Fatalf("waiter: %v, want ErrDial", err)
+			}
+		}
+		b.down.Store(false)
+		close(b.gate)
+		time.Sleep(151 * time.Millisecond) // past DialBackoff with +50% jitter
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		h, err := p.Acquire(ctx)
+		if err != nil {
+			t.Fatalf("Acquire one backoff after 4 simultaneous failures: %v (the backoff grew as if they were 4 in a row)", err)
+		}
+		h.Release()
+		closePool(t, p)
+	})
+}

@@ -110,6 +110,7 @@ type command[T any] struct {
 	err      error
 	took     time.Duration
 	min, max int
+	gen      uint64 // for cmdDialed: the failure generation the dial started in
 	reply    chan error
 }
 
@@ -133,6 +134,7 @@ type Reconciler[T any] struct {
 	// Loop-owned: only the reconcile goroutine reads or writes these.
 	nextID     uint64
 	fails      int       // consecutive dial failures
+	gen        uint64    // bumped by each counted failure; see dialed
 	lastErr    error     // last dial error while failing
 	probeAt    time.Time // no dial before this while failing
 	probeTimer *time.Timer
@@ -343,11 +345,19 @@ func (r *Reconciler[T]) dialed(c command[T]) {
 	r.S.Dialing.Add(-1)
 	if c.err != nil {
 		r.Stats.DialErrors.Add(1)
-		r.fails++
 		r.lastErr = c.err
-		wait := r.backoff()
-		r.probeAt = time.Now().Add(wait)
-		r.probeTimer.Reset(wait)
+		// Dials already in flight when the backend died fail together; only
+		// the first of them counts towards the backoff (the others started
+		// before it failed), so one outage does not jump straight to
+		// DialBackoffMax.
+		if c.gen == r.gen || r.fails == 0 {
+			r.gen++
+			r.fails++
+			wait := r.backoff()
+			r.probeAt = time.Now().Add(wait)
+			r.probeTimer.Reset(wait)
+		}
+		wait := r.probeAt.Sub(time.Now())
 		err := fmt.Errorf("%w: %w", ErrDial, c.err)
 		if r.warmReply != nil {
 			r.warmReply <- err
@@ -406,6 +416,7 @@ func (r *Reconciler[T]) backoff() time.Duration {
 
 func (r *Reconciler[T]) startDial() {
 	r.S.Dialing.Add(1)
+	gen := r.gen
 	go func() {
 		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
 		start := time.Now()
@@ -417,7 +428,7 @@ func (r *Reconciler[T]) startDial() {
 			err = r.ctx.Err()
 		}
 		cancel()
-		r.send(command[T]{kind: cmdDialed, v: v, err: err, took: took})
+		r.send(command[T]{kind: cmdDialed, v: v, err: err, took: took, gen: gen})
 	}()
 }
 
