@@ -83,9 +83,9 @@ func (h *healthHooks[T]) PutBack(c *conn.Conn[T], lease uint64) {
 
 func (h *healthHooks[T]) Checked(c *conn.Conn[T], err error, took time.Duration) {
 	p := (*Pool[T])(h)
-	p.healthChecks.Inc()
+	p.healthChecks.Add(1)
 	if err != nil {
-		p.healthFailures.Inc()
+		p.healthFailures.Add(1)
 		p.log.Warn("conn.check_failed", zap.String("event", "conn.check_failed"),
 			zap.Uint64("conn_id", c.ID()), zap.Duration("took", took), zap.Error(err))
 	}

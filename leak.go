@@ -32,7 +32,7 @@ func (p *Pool[T]) scanLeaks() {
 				}
 				held := now.Sub(time.Unix(0, since))
 				if held >= p.cfg.LeakThreshold && c.MarkLeaked(lease) {
-					p.leaks.Inc()
+					p.leaks.Add(1)
 					fields := []zap.Field{zap.String("event", "conn.leak_suspected"),
 						zap.Uint64("conn_id", c.ID()), zap.Duration("held", held),
 						zap.Duration("threshold", p.cfg.LeakThreshold)}

@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/puzpuzpuz/xsync/v3"
 	"go.uber.org/zap"
 
 	"github.com/tidepool-go/tidepool/conn"
@@ -84,12 +83,12 @@ type Pool[T any] struct {
 
 	// Counters, all off the hot path. Acquisitions are not counted here: each
 	// hand-out bumps its connection's lease, and Stats sums the leases.
-	waited         *xsync.Counter
-	waitNanos      *xsync.Counter
-	canceled       *xsync.Counter
-	healthChecks   *xsync.Counter
-	healthFailures *xsync.Counter
-	leaks          *xsync.Counter
+	waited         atomic.Int64
+	waitNanos      atomic.Int64
+	canceled       atomic.Int64
+	healthChecks   atomic.Int64
+	healthFailures atomic.Int64
+	leaks          atomic.Int64
 	waitHist       waitHistogram
 	acquiresMax    atomic.Int64 // the highest Stats.Acquires reported
 }
@@ -109,10 +108,6 @@ func New[T any](ctx context.Context, cfg Config[T]) (*Pool[T], error) {
 		reg:   registry.New[T](),
 		sh:    new(reconciler.Shared),
 		track: cfg.LeakThreshold > 0 || cfg.TrackAcquireSite,
-
-		waited: xsync.NewCounter(), waitNanos: xsync.NewCounter(),
-		canceled: xsync.NewCounter(), healthChecks: xsync.NewCounter(),
-		healthFailures: xsync.NewCounter(), leaks: xsync.NewCounter(),
 	}
 	// Room for every connection the pool may ever hold plus the tombstones
 	// that watchers leave between two sweeps of the reconciler (it sweeps at
@@ -318,7 +313,7 @@ func (p *Pool[T]) acquireSlow(ctx context.Context, failFast bool) (Conn[T], erro
 			p.wl.unlinkLocked(w)
 			p.wl.mu.Unlock()
 			p.wl.put(w)
-			p.canceled.Inc()
+			p.canceled.Add(1)
 			return Conn[T]{}, p.ctxErr(ctx, ownTimeout)
 		}
 		p.wl.mu.Unlock()
@@ -337,12 +332,12 @@ func (p *Pool[T]) acquireSlow(ctx context.Context, failFast bool) (Conn[T], erro
 			r.err = p.ctxErr(ctx, ownTimeout)
 		}
 		if ctx.Err() != nil {
-			p.canceled.Inc()
+			p.canceled.Add(1)
 		}
 		return Conn[T]{}, r.err
 	}
 	waitedFor := time.Since(start)
-	p.waited.Inc()
+	p.waited.Add(1)
 	p.waitNanos.Add(int64(waitedFor))
 	p.waitHist.observe(waitedFor)
 	h := Conn[T]{p: p, c: r.c, lease: r.lease}

@@ -103,15 +103,15 @@ func (p *Pool[T]) Stats() Stats {
 		Dialing:     int(p.sh.Dialing.Load()),
 		Waiting:     int(p.wl.n.Load()),
 
-		WaitedAcquires:   p.waited.Value(),
-		WaitDuration:     time.Duration(p.waitNanos.Value()),
-		CanceledAcquires: p.canceled.Value(),
+		WaitedAcquires:   p.waited.Load(),
+		WaitDuration:     time.Duration(p.waitNanos.Load()),
+		CanceledAcquires: p.canceled.Load(),
 		Dials:            p.rec.Stats.Dials.Load(),
 		DialErrors:       p.rec.Stats.DialErrors.Load(),
-		HealthChecks:     p.healthChecks.Value(),
-		HealthFailures:   p.healthFailures.Value(),
+		HealthChecks:     p.healthChecks.Load(),
+		HealthFailures:   p.healthFailures.Load(),
 		Resizes:          p.rec.Stats.Resizes.Load(),
-		LeaksSuspected:   p.leaks.Value(),
+		LeaksSuspected:   p.leaks.Load(),
 	}
 	for i := range p.waitHist {
 		s.WaitHistogram[i] = p.waitHist[i].Load()
