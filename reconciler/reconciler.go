@@ -357,7 +357,7 @@ func (r *Reconciler[T]) dialed(c command[T]) {
 			r.probeAt = time.Now().Add(wait)
 			r.probeTimer.Reset(wait)
 		}
-		wait := r.probeAt.Sub(time.Now())
+		wait := time.Until(r.probeAt)
 		err := fmt.Errorf("%w: %w", ErrDial, c.err)
 		if r.warmReply != nil {
 			r.warmReply <- err
