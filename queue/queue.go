@@ -38,14 +38,11 @@ func (q *Queue[E]) Push(e E) bool {
 
 // Pop removes and returns the oldest item, or ok=false when the queue is empty.
 func (q *Queue[E]) Pop() (e E, ok bool) {
-	// First try without a reservation: this also takes an item whose Push has
-	// published it but not yet counted it. n may dip below zero for that
-	// moment; it never exceeds the items really in the queue, which is what
-	// the reservation below relies on.
-	if e, ok = q.q.TryDequeue(); ok {
-		q.n.Add(-1)
-		return e, true
-	}
+	// Reserve first: a dequeue without a reservation could take an item that
+	// another Pop has reserved, leaving that one spinning on an empty queue.
+	// The price is that an item a Push has published but not yet counted
+	// (a few nanoseconds) is not seen; the pool's callers re-check after they
+	// list themselves as waiters, so nothing is lost.
 	for {
 		n := q.n.Load()
 		if n <= 0 {
@@ -65,8 +62,8 @@ func (q *Queue[E]) Pop() (e E, ok bool) {
 	}
 }
 
-// Len returns the number of items in the queue (never less than zero).
-func (q *Queue[E]) Len() int { return int(max(q.n.Load(), 0)) }
+// Len returns the number of items in the queue.
+func (q *Queue[E]) Len() int { return int(q.n.Load()) }
 
 // Cap returns the queue's capacity.
 func (q *Queue[E]) Cap() int { return q.cap }
