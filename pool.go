@@ -253,7 +253,9 @@ func (p *Pool[T]) Acquire(ctx context.Context) (Conn[T], error) {
 
 // TryAcquire is Acquire that fails fast: if no connection is idle and the pool
 // is at its max, it returns ErrExhausted at once instead of waiting. If the pool
-// has room, it waits (within ctx) for the dial it starts.
+// has room, it waits (within ctx) for the dial it starts; since waiters are
+// served in arrival order, that connection may go to an earlier waiter, and
+// TryAcquire then waits for the next one like Acquire.
 func (p *Pool[T]) TryAcquire(ctx context.Context) (Conn[T], error) {
 	if !p.sh.Closed.Load() {
 		if h, ok := p.takeIdle(false); ok {
@@ -565,9 +567,10 @@ func (p *Pool[T]) Close(ctx context.Context) error {
 	select {
 	case <-p.rec.Done():
 	case <-ctx.Done():
-		p.rec.ForceClose()
+		if n := p.rec.ForceClose(); n > 0 {
+			err = fmt.Errorf("tidepool: close: %d held connections were closed under their holders: %w", n, ctx.Err())
+		}
 		<-p.rec.Done()
-		err = fmt.Errorf("tidepool: close: held connections were closed under their holders: %w", ctx.Err())
 	}
 	p.watchers.Wait()
 	p.log.Info("pool.closed", zap.String("event", "pool.closed"), zap.Duration("took", time.Since(start)),

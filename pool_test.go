@@ -655,3 +655,20 @@ func TestSimultaneousDialFailuresCountOnceForBackoff(t *testing.T) {
 		closePool(t, p)
 	})
 }
+
+// Close whose context is already over, with nothing held, closes everything
+// and reports no error: nobody's connection was taken from them.
+func TestCloseWithExpiredContextAndNothingHeldIsClean(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBackend()
+		cfg := b.config()
+		cfg.MinIdle = 2
+		p := newPool(t, cfg)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := p.Close(ctx); err != nil {
+			t.Fatalf("Close with a done context and no holders: %v, want nil", err)
+		}
+		b.checkClosedOnce(t)
+	})
+}

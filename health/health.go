@@ -82,20 +82,15 @@ type watcher[T any] struct {
 	cfg        *Config[T]
 	h          Hooks[T]
 	lastLease  uint64
-	lastActive time.Time
+	lastHeld   bool      // held at the last look
+	lastActive time.Time // the last look at which it was held or had been used
 	nextCheck  time.Time
 }
 
-// idleTick is how often idle time is sampled.
+// idleTick is how often activity is sampled: a fifth of MaxIdleTime, so that
+// with ±10% jitter the start of an idle period is known within a quarter.
 func (w *watcher[T]) idleTick() time.Duration {
-	t := w.cfg.MaxIdleTime / 4
-	if w.cfg.Check != nil && w.cfg.Interval < t {
-		t = w.cfg.Interval
-	}
-	if t < time.Millisecond {
-		t = time.Millisecond
-	}
-	return t
+	return max(w.cfg.MaxIdleTime/5, time.Millisecond)
 }
 
 // next returns how long to sleep until the next thing to do.
@@ -118,6 +113,11 @@ func (w *watcher[T]) next(now time.Time) time.Duration {
 	earliest(w.nextCheck)
 	if w.cfg.MaxIdleTime > 0 {
 		earliest(now.Add(Jitter(w.idleTick())))
+		// Wake exactly when the idle time is up, so that the only error is
+		// in when the idle period started.
+		if at := w.lastActive.Add(w.cfg.MaxIdleTime); at.After(now) {
+			earliest(at)
+		}
 	}
 	d := at.Sub(now)
 	if d < 0 {
@@ -133,9 +133,12 @@ func (w *watcher[T]) step(ctx context.Context, now time.Time) (done bool) {
 	if st == conn.Retired || st == conn.Closed {
 		return true
 	}
-	if st == conn.InUse || lease != w.lastLease {
+	// Used since the last look (a new lease), held now, or held then and
+	// released since: the idle period starts no earlier than now.
+	if st == conn.InUse || lease != w.lastLease || w.lastHeld {
 		w.lastLease, w.lastActive = lease, now
 	}
+	w.lastHeld = st == conn.InUse
 
 	if d := c.Deadline(); !d.IsZero() && !now.Before(d) {
 		if c.BeginCheck() {

@@ -237,11 +237,29 @@ func (r *Reconciler[T]) Close(err error) {
 	r.send(command[T]{kind: cmdClose, err: err})
 }
 
-// ForceClose retires every connection, held ones included. Used when Close's
-// context ends before every holder released.
-func (r *Reconciler[T]) ForceClose() {
-	r.send(command[T]{kind: cmdForceClose})
+// ForceClose retires every connection, held ones included, and returns how
+// many it took from their holders. Used when Close's context ends before every
+// holder released.
+func (r *Reconciler[T]) ForceClose() int {
+	reply := make(chan error, 1)
+	if !r.send(command[T]{kind: cmdForceClose, reply: reply}) {
+		return 0
+	}
+	select {
+	case err := <-reply:
+		var n forcedCount
+		if errors.As(err, &n) {
+			return int(n)
+		}
+	case <-r.done:
+	}
+	return 0
 }
+
+// forcedCount carries ForceClose's count through the reply channel.
+type forcedCount int
+
+func (n forcedCount) Error() string { return fmt.Sprintf("%d held connections force-closed", int(n)) }
 
 func (r *Reconciler[T]) loop() {
 	defer close(r.done)
@@ -291,19 +309,23 @@ func (r *Reconciler[T]) handle(c command[T]) {
 		r.log.Info("pool.close_started", zap.String("event", "pool.close_started"),
 			zap.Int("waiters_failed", n), zap.Int64("live", r.S.Live.Load()))
 	case cmdForceClose:
-		n := 0
+		n, held := 0, 0
 		r.reg.Range(func(cn *conn.Conn[T]) bool {
 			if was, ok := cn.ForceRetire(); ok {
 				r.S.Live.Add(-1)
 				if was == conn.Idle || was == conn.Checking {
 					r.S.Tombstones.Add(1)
 				}
+				if was == conn.InUse {
+					held++
+				}
 				r.retire(cn, conn.ReasonClose, nil)
 				n++
 			}
 			return true
 		})
-		r.log.Warn("pool.close_forced", zap.String("event", "pool.close_forced"), zap.Int("conns", n))
+		r.log.Warn("pool.close_forced", zap.String("event", "pool.close_forced"), zap.Int("conns", n), zap.Int("held", held))
+		c.reply <- forcedCount(held)
 	}
 }
 
