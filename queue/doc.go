@@ -11,10 +11,9 @@
 //
 // Push and Pop take no lock and allocate nothing: each is two or three atomic
 // operations. xsync's TryEnqueue and TryDequeue may fail spuriously under
-// contention; Queue hides that by counting items: Pop first reserves an item
-// from the count (so it never spins on an empty queue) and then retries the
-// dequeue until it gets the item it reserved. Len is exact whenever no Push or
-// Pop is half-way through.
+// contention; Queue hides that by counting items: a Pop whose dequeue fails
+// retries while the count says an item is there and reports empty when it says
+// none is. Len is exact whenever no Push or Pop is half-way through.
 //
 // The queue is bounded: New takes the capacity, and the pool sizes it so that a
 // Push can never find it full (every live connection plus the tombstones the

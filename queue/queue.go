@@ -10,7 +10,7 @@ import (
 // Queue is a bounded lock-free FIFO with an exact length.
 type Queue[E any] struct {
 	q   *xsync.MPMCQueueOf[E]
-	n   atomic.Int64 // items published and not yet reserved by a Pop
+	n   atomic.Int64 // items pushed minus items popped, each counted after its CAS
 	cap int
 }
 
@@ -37,33 +37,28 @@ func (q *Queue[E]) Push(e E) bool {
 }
 
 // Pop removes and returns the oldest item, or ok=false when the queue is empty.
+//
+// It dequeues without reserving: the count is only consulted when a dequeue
+// fails, to tell an empty queue (count ≤ 0) from contention or from an item
+// whose taker has not yet uncounted it, both of which last nanoseconds.
+// (Mixing reserved and unreserved dequeues is what must never happen: an
+// unreserved one can take the item a reservation counted on.)
 func (q *Queue[E]) Pop() (e E, ok bool) {
-	// Reserve first: a dequeue without a reservation could take an item that
-	// another Pop has reserved, leaving that one spinning on an empty queue.
-	// The price is that an item a Push has published but not yet counted
-	// (a few nanoseconds) is not seen; the pool's callers re-check after they
-	// list themselves as waiters, so nothing is lost.
-	for {
-		n := q.n.Load()
-		if n <= 0 {
-			return e, false
-		}
-		if q.n.CompareAndSwap(n, n-1) {
-			break
-		}
-	}
-	// One published item is ours; the dequeue can only fail on contention or
-	// while an earlier ticket's producer has not yet published.
 	for spins := 0; ; spins++ {
 		if e, ok = q.q.TryDequeue(); ok {
+			q.n.Add(-1)
 			return e, true
+		}
+		if q.n.Load() <= 0 {
+			return e, false
 		}
 		backoff(spins)
 	}
 }
 
-// Len returns the number of items in the queue.
-func (q *Queue[E]) Len() int { return int(q.n.Load()) }
+// Len returns the number of items in the queue. While a Pop is half-way it
+// may lag by that item; it never reports less than zero.
+func (q *Queue[E]) Len() int { return int(max(q.n.Load(), 0)) }
 
 // Cap returns the queue's capacity.
 func (q *Queue[E]) Cap() int { return q.cap }
