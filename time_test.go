@@ -164,17 +164,6 @@ func (db *simDB) dialAttempts() []time.Time {
 	return slices.Clone(db.attempts)
 }
 
-// open returns the connections not closed yet.
-func (db *simDB) open() []*simConn {
-	var out []*simConn
-	for _, c := range db.all() {
-		if c.closes.Load() == 0 {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 func (db *simDB) config() tidepool.Config[*simConn] {
 	return tidepool.Config[*simConn]{Dial: db.dial, Close: db.close, MaxSize: 4, Name: "sim"}
 }
