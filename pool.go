@@ -111,9 +111,11 @@ func New[T any](ctx context.Context, cfg Config[T]) (*Pool[T], error) {
 	}
 	// Room for every connection the pool may ever hold plus the tombstones
 	// that watchers leave between two sweeps of the reconciler (it sweeps at
-	// sweepAt; a burst of expiries can overshoot that until it catches up).
+	// sweepAt). Should a burst of expiries overshoot that before the loop
+	// catches up, a release finding the queue full retires its connection
+	// (pushIdle). Each slot is a 64-byte cache line.
 	const sweepAt = 16
-	p.idle = queue.New[*conn.Conn[T]](cfg.SizeCeiling + cfg.SizeCeiling/2 + 4*sweepAt)
+	p.idle = queue.New[*conn.Conn[T]](cfg.SizeCeiling + 4*sweepAt)
 	p.hcfg = health.Config[T]{Check: cfg.Check, Interval: cfg.HealthInterval, Timeout: cfg.HealthTimeout, MaxIdleTime: cfg.MaxIdleTime}
 	p.watched = cfg.Check != nil || cfg.MaxIdleTime > 0 || cfg.MaxLifetime > 0
 	p.ctx, p.cancel = context.WithCancel(context.Background())
