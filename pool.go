@@ -435,7 +435,9 @@ func (p *Pool[T]) putHeld(c *conn.Conn[T], lease uint64, onLoop bool) {
 	if p.wl.n.Load() > 0 && p.wl.handOff(c, lease) {
 		return
 	}
-	if p.idleCount() >= p.maxIdle() {
+	// With MaxIdle unset the cap is the max, which the connection being
+	// released already counts towards: skip the loads.
+	if p.cfg.MaxIdle != 0 && p.idleCount() >= p.maxIdle() {
 		p.retireHeld(c, lease, ReasonExcessIdle, nil, onLoop)
 		return
 	}
