@@ -252,6 +252,11 @@ func TestKillAllClosesBusyAndIdleConnections(t *testing.T) {
 func TestDownRefusesConnectionsOnTheSamePortUntilUp(t *testing.T) {
 	s := startTCP(t)
 	kept := dialTCP(t, s)
+	// A round trip first: until the server has accepted it, the connection
+	// sits in the listener's backlog, and Down (closing the listener) resets it.
+	if got := roundTrip(t, kept, "PING"); got != "PONG" {
+		t.Fatalf("before Down got %q, want PONG", got)
+	}
 	s.Down()
 	s.Down() // twice is fine
 	if st := s.Stats(); st.Up {
