@@ -77,7 +77,6 @@ func (h *healthHooks[T]) RetireIdle(c *conn.Conn[T]) bool {
 }
 
 func (h *healthHooks[T]) PutBack(c *conn.Conn[T], lease uint64) {
-	h.sh.ExtraLeases.Add(1) // the detached check moved its lease; not an acquire
 	(*Pool[T])(h).putHeld(c, lease, false)
 }
 

@@ -81,8 +81,9 @@ type Pool[T any] struct {
 	// resizeMu serializes Resize calls (not the hot path).
 	resizeMu sync.Mutex
 
-	// Counters, all off the hot path. Acquisitions are not counted here: each
-	// hand-out bumps its connection's lease, and Stats sums the leases.
+	// Counters, all off the hot path. Acquisitions are counted on each
+	// connection (its cache line is already being written by the hand-out's
+	// CAS), and Stats sums them.
 	waited         atomic.Int64
 	waitNanos      atomic.Int64
 	canceled       atomic.Int64
@@ -246,6 +247,7 @@ func (h Conn[T]) misuse(op string) {
 func (p *Pool[T]) Acquire(ctx context.Context) (Conn[T], error) {
 	if !p.sh.Closed.Load() {
 		if h, ok := p.takeIdle(false); ok {
+			h.c.CountHandout()
 			p.noteHeld(h)
 			return h, nil
 		}
@@ -261,6 +263,7 @@ func (p *Pool[T]) Acquire(ctx context.Context) (Conn[T], error) {
 func (p *Pool[T]) TryAcquire(ctx context.Context) (Conn[T], error) {
 	if !p.sh.Closed.Load() {
 		if h, ok := p.takeIdle(false); ok {
+			h.c.CountHandout()
 			p.noteHeld(h)
 			return h, nil
 		}
@@ -325,7 +328,6 @@ func (p *Pool[T]) acquireSlow(ctx context.Context, failFast bool) (Conn[T], erro
 		r = <-w.ch
 		if r.err == nil {
 			// A hand-off raced our cancellation: pass the connection on.
-			p.sh.ExtraLeases.Add(1) // its lease moved, but nobody acquired it
 			p.putHeld(r.c, r.lease, false)
 			r = waitResult[T]{err: p.ctxErr(ctx, ownTimeout)}
 		}
@@ -345,6 +347,7 @@ func (p *Pool[T]) acquireSlow(ctx context.Context, failFast bool) (Conn[T], erro
 	p.waitNanos.Add(int64(waitedFor))
 	p.waitHist.observe(waitedFor)
 	h := Conn[T]{p: p, c: r.c, lease: r.lease}
+	r.c.CountHandout()
 	p.noteHeld(h)
 	if ce := p.log.Check(zap.DebugLevel, "acquire.waited"); ce != nil {
 		ce.Write(zap.String("event", "acquire.waited"), zap.Uint64("conn_id", r.c.ID()), zap.Duration("waited", waitedFor))
@@ -378,7 +381,6 @@ func (p *Pool[T]) takeIdle(onLoop bool) (Conn[T], bool) {
 			continue
 		}
 		if r := c.Doomed(); r != conn.ReasonNone {
-			p.sh.ExtraLeases.Add(1) // taken to be retired, not handed out
 			p.retireHeld(c, lease, r, nil, onLoop)
 			skips++
 			continue
@@ -460,7 +462,6 @@ func (p *Pool[T]) pushIdle(c *conn.Conn[T], lease uint64, onLoop bool) {
 	}
 	if !p.idle.Push(c) {
 		if l, _, ok := c.Acquire(); ok {
-			p.sh.ExtraLeases.Add(1)
 			p.retireHeld(c, l, ReasonExcessIdle, nil, onLoop)
 		}
 	}
@@ -475,7 +476,6 @@ func (p *Pool[T]) serveWaiters(onLoop bool) {
 		if !ok {
 			return
 		}
-		p.sh.ExtraLeases.Add(1) // the take is not a hand-out; the Transfer will be
 		if !p.wl.handOff(h.c, h.lease) {
 			p.pushIdle(h.c, h.lease, onLoop)
 		}

@@ -123,13 +123,13 @@ func (p *Pool[T]) Stats() Stats {
 		Destroyed: cl[conn.ReasonDestroyed].Load(), Close: cl[conn.ReasonClose].Load(),
 		ExcessIdle: cl[conn.ReasonExcessIdle].Load(),
 	}
-	retired := p.rec.Stats.RetiredLeases.Load()
-	var leases int64
+	// Read the retired sum first: a connection retired during the walk is then
+	// missed (a moment's undercount), never counted twice.
+	retired := p.rec.Stats.RetiredHandouts.Load()
+	var handouts int64
 	p.reg.Range(func(c *conn.Conn[T]) bool {
+		handouts += int64(c.Handouts())
 		lease, st := c.Load()
-		if st != conn.Retired && st != conn.Closed {
-			leases += int64(lease) - 1
-		}
 		switch st {
 		case conn.Idle, conn.Checking, conn.Detached:
 			// Detached: dequeued mid-check and skipped; its watcher puts it back.
@@ -142,7 +142,7 @@ func (p *Pool[T]) Stats() Stats {
 		}
 		return true
 	})
-	s.Acquires = p.acquiresSeen(leases + retired - p.sh.ExtraLeases.Load())
+	s.Acquires = p.acquiresSeen(handouts + retired)
 	s.Total = s.Idle + s.InUse
 	if over := int(p.sh.Live.Load()) - s.MaxSize; over > 0 {
 		s.PendingShrink = over
@@ -185,9 +185,9 @@ func (p *Pool[T]) InUse() []HeldConn {
 	return out
 }
 
-// acquiresSeen keeps the derived acquisition count monotonic: the sum of leases
-// is read while connections move, retire and get their extra leases counted, so
-// two reads may disagree by a few; a counter must never go down.
+// acquiresSeen keeps the summed acquisition count monotonic: a connection
+// retiring during the walk is missed for a moment (never counted twice), and a
+// counter must never go down.
 func (p *Pool[T]) acquiresSeen(v int64) int64 {
 	for {
 		last := p.acquiresMax.Load()

@@ -101,6 +101,9 @@ type Conn[T any] struct {
 	// leaked is the lease under which the leak scanner reported this
 	// connection held too long; 0 if not reported.
 	leaked atomic.Uint64
+	// handouts counts hand-outs to callers (Acquire and served waiters).
+	// Written by the acquirer right after its CAS, on the same cache line.
+	handouts atomic.Uint64
 	// forced is set when Close's deadline retired the connection under its
 	// holder, whose late Release or Destroy is then legitimate.
 	forced atomic.Bool
@@ -263,6 +266,12 @@ func (c *Conn[T]) ForceRetire() (was State, ok bool) {
 		}
 	}
 }
+
+// CountHandout records one hand-out to a caller.
+func (c *Conn[T]) CountHandout() { c.handouts.Add(1) }
+
+// Handouts returns how many times the connection was handed to a caller.
+func (c *Conn[T]) Handouts() uint64 { return c.handouts.Load() }
 
 // ForcedUnder reports whether ForceRetire took the connection from the holder
 // of lease.

@@ -55,19 +55,15 @@ type Shared struct {
 	Tombstones atomic.Int64
 	// Closed is set once by Pool.Close, before anything else it does.
 	Closed atomic.Bool
-	// ExtraLeases counts lease increments that were not hand-outs to a caller
-	// (a connection taken to be retired, moved between queue and waiter, or put
-	// back after a detached check). Acquisitions = Σ(lease−1) over every
-	// connection − ExtraLeases, so the hot path counts nothing itself.
-	ExtraLeases atomic.Int64
 }
 
 // Counters are cumulative, written by the loop, read by Stats from anywhere.
 type Counters struct {
 	Dials, DialErrors, Resizes atomic.Int64
-	// RetiredLeases sums lease−1 over retired connections (see Shared.ExtraLeases).
-	RetiredLeases atomic.Int64
-	Closes        [conn.NumReasons]atomic.Int64
+	// RetiredHandouts sums the hand-outs of connections no longer in the
+	// registry; Stats adds those of the live ones.
+	RetiredHandouts atomic.Int64
+	Closes          [conn.NumReasons]atomic.Int64
 }
 
 // Config holds the reconciler's settings.
@@ -344,9 +340,10 @@ func (r *Reconciler[T]) resize(c command[T]) {
 
 // retire closes a claimed connection: forget it, close it in a goroutine.
 func (r *Reconciler[T]) retire(c *conn.Conn[T], reason conn.Reason, err error) {
-	lease, _ := c.Load()
-	r.Stats.RetiredLeases.Add(int64(lease) - 1)
+	// Delete before adding: a Stats in between undercounts for a moment
+	// (and reports its previous value), never counts the connection twice.
 	r.reg.Delete(c.ID())
+	r.Stats.RetiredHandouts.Add(int64(c.Handouts()))
 	r.Stats.Closes[reason].Add(1)
 	fields := []zap.Field{zap.String("event", "conn.retired"),
 		zap.Uint64("conn_id", c.ID()), zap.String("reason", reason.String()),
@@ -468,7 +465,6 @@ func (r *Reconciler[T]) drainIdle(n int64, reason conn.Reason) {
 			}
 			continue // tombstone dropped, or detached (its checker puts it back)
 		}
-		r.S.ExtraLeases.Add(1) // taken to be retired, not handed out
 		if c.Retire(lease) {
 			r.S.Live.Add(-1)
 			r.retire(c, reason, nil)
