@@ -105,6 +105,15 @@ func newPool(t *testing.T, cfg tidepool.Config[*fakeConn]) *tidepool.Pool[*fakeC
 	return p
 }
 
+// poolOfSize returns a fresh backend and a pool of at most max connections on it.
+func poolOfSize(t *testing.T, max int) (*backend, *tidepool.Pool[*fakeConn]) {
+	t.Helper()
+	b := newBackend()
+	cfg := b.config()
+	cfg.MaxSize = max
+	return b, newPool(t, cfg)
+}
+
 func closePool(t *testing.T, p interface{ Close(context.Context) error }) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

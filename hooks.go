@@ -22,7 +22,7 @@ func (h *recHooks[T]) Idle() int                           { return int((*Pool[T
 
 func (h *recHooks[T]) Born(c *conn.Conn[T]) {
 	p := (*Pool[T])(h)
-	if p.watched {
+	if p.hcfg.Needed(c.Deadline()) {
 		p.watchers.Add(1)
 		go func() {
 			defer p.watchers.Done()

@@ -62,17 +62,16 @@ const maxSkips = 8
 // concurrent use.
 type Pool[T any] struct {
 	// Immutable after New.
-	cfg     Config[T]
-	log     *zap.Logger
-	idle    *queue.Queue[*conn.Conn[T]]
-	reg     *registry.Registry[T]
-	rec     *reconciler.Reconciler[T]
-	sh      *reconciler.Shared
-	hcfg    health.Config[T]
-	watched bool // whether connections get a watcher goroutine
-	track   bool // whether hand-outs record their time (leak detection)
-	ctx     context.Context
-	cancel  context.CancelFunc
+	cfg    Config[T]
+	log    *zap.Logger
+	idle   *queue.Queue[*conn.Conn[T]]
+	reg    *registry.Registry[T]
+	rec    *reconciler.Reconciler[T]
+	sh     *reconciler.Shared
+	hcfg   health.Config[T]
+	track  bool // whether hand-outs record their time (leak detection)
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// wl holds the waiting Acquires; see waitlist.
 	wl waitlist[T]
@@ -118,7 +117,6 @@ func New[T any](ctx context.Context, cfg Config[T]) (*Pool[T], error) {
 	const sweepAt = 16
 	p.idle = queue.New[*conn.Conn[T]](cfg.SizeCeiling + 4*sweepAt)
 	p.hcfg = health.Config[T]{Check: cfg.Check, Interval: cfg.HealthInterval, Timeout: cfg.HealthTimeout, MaxIdleTime: cfg.MaxIdleTime}
-	p.watched = cfg.Check != nil || cfg.MaxIdleTime > 0 || cfg.MaxLifetime > 0
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.rec = reconciler.New(reconciler.Config{
 		Min: cfg.MinIdle, Max: cfg.MaxSize,

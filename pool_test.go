@@ -32,10 +32,7 @@ func TestReleasedConnectionIsReused(t *testing.T) {
 
 func TestDialsOnDemandUpToMaxSize(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBackend()
-		cfg := b.config()
-		cfg.MaxSize = 3
-		p := newPool(t, cfg)
+		b, p := poolOfSize(t, 3)
 		var hs []tidepool.Conn[*fakeConn]
 		for range 3 {
 			hs = append(hs, mustAcquire(t, p))
@@ -84,10 +81,7 @@ func TestMinIdleWarmedAtNewAndRefilledAfterLoss(t *testing.T) {
 // them in map order).
 func TestWaitersServedInArrivalOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBackend()
-		cfg := b.config()
-		cfg.MaxSize = 1
-		p := newPool(t, cfg)
+		_, p := poolOfSize(t, 1)
 		h := mustAcquire(t, p)
 		const n = 8
 		var mu sync.Mutex
@@ -123,10 +117,7 @@ func TestWaitersServedInArrivalOrder(t *testing.T) {
 // Acquire bounded; a wake-up lost between a waiter's check of the idle queue
 // and its listing would leave it waiting for its deadline.
 func TestNoLostWakeupUnderContention(t *testing.T) {
-	b := newBackend()
-	cfg := b.config()
-	cfg.MaxSize = 2
-	p := newPool(t, cfg)
+	_, p := poolOfSize(t, 2)
 	defer closePool(t, p)
 	const workers, rounds = 32, 400
 	var wg sync.WaitGroup
@@ -160,10 +151,7 @@ func TestNoLostWakeupUnderContention(t *testing.T) {
 // A cancelled or timed-out Acquire never loses a connection or a slot, even
 // when a hand-off races its cancellation.
 func TestCancelledAcquiresLoseNoConnection(t *testing.T) {
-	b := newBackend()
-	cfg := b.config()
-	cfg.MaxSize = 3
-	p := newPool(t, cfg)
+	_, p := poolOfSize(t, 3)
 	defer closePool(t, p)
 	var wg sync.WaitGroup
 	for w := range 24 {
@@ -232,10 +220,7 @@ func TestCancelledAcquireDoesNotKillItsDial(t *testing.T) {
 // Close wakes every waiter with ErrClosed at once (puddle's waiters slept on).
 func TestCloseWakesWaitersAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBackend()
-		cfg := b.config()
-		cfg.MaxSize = 1
-		p := newPool(t, cfg)
+		b, p := poolOfSize(t, 1)
 		h := mustAcquire(t, p)
 		errs := make(chan error, 5)
 		for range 5 {
@@ -274,10 +259,7 @@ func TestCloseWakesWaitersAtOnce(t *testing.T) {
 // them until some connection was released).
 func TestGrowServesWaitersAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBackend()
-		cfg := b.config()
-		cfg.MaxSize = 1
-		p := newPool(t, cfg)
+		_, p := poolOfSize(t, 1)
 		h := mustAcquire(t, p)
 		got := make(chan tidepool.Conn[*fakeConn], 3)
 		for range 3 {
@@ -313,10 +295,7 @@ func TestGrowServesWaitersAtOnce(t *testing.T) {
 // stopped dialing after PoolSize failures in a row).
 func TestRecoversAfterOutageWithoutRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBackend()
-		cfg := b.config()
-		cfg.MaxSize = 2
-		p := newPool(t, cfg)
+		b, p := poolOfSize(t, 2)
 		b.down.Store(true)
 		for i := range 10 { // many more failures than MaxSize
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -465,10 +444,7 @@ func mustPanic(t *testing.T, want string, f func()) {
 }
 
 func TestMisuseIsCaught(t *testing.T) {
-	b := newBackend()
-	cfg := b.config()
-	cfg.MaxSize = 1
-	p := newPool(t, cfg)
+	_, p := poolOfSize(t, 1)
 	defer closePool(t, p)
 
 	h := mustAcquire(t, p)
@@ -495,10 +471,7 @@ func TestMisuseIsCaught(t *testing.T) {
 }
 
 func TestTryAcquireFailsFastWhenExhausted(t *testing.T) {
-	b := newBackend()
-	cfg := b.config()
-	cfg.MaxSize = 1
-	p := newPool(t, cfg)
+	_, p := poolOfSize(t, 1)
 	defer closePool(t, p)
 	h, err := p.TryAcquire(context.Background())
 	if err != nil {

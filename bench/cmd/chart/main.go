@@ -34,13 +34,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: chart bench.txt > chart.svg")
 		os.Exit(2)
 	}
-	f, err := os.Open(os.Args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	defer f.Close()
-	s, err := results.Parse(f)
+	s, err := results.ParseFile(os.Args[1])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

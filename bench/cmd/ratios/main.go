@@ -20,13 +20,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: ratios bench.txt")
 		os.Exit(2)
 	}
-	f, err := os.Open(os.Args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	defer f.Close()
-	s, err := results.Parse(f)
+	s, err := results.ParseFile(os.Args[1])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,16 @@ type Set struct {
 	samples   map[string]map[string]map[string][]float64
 	Scenarios []string
 	pools     map[string][]string
+}
+
+// ParseFile parses the benchmark output in the named file.
+func ParseFile(path string) (*Set, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Parse(f)
 }
 
 // Parse reads `go test -bench` output. Lines that are not benchmark results are
