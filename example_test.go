@@ -67,7 +67,7 @@ func ExamplePool_Resize() {
 		panic(err)
 	}
 	fmt.Println(p.Stats().MaxSize)
-	err := p.Resize(0, 1<<30)
+	err := p.Resize(5, 2) // min above max
 	fmt.Println(errors.Is(err, tidepool.ErrInvalidResize))
 	// Output:
 	// 16

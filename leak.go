@@ -6,13 +6,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tidepool-go/tidepool/conn"
+	"github.com/tidepool-go/tidepool/internal/event"
 )
 
 // scanLeaks reports connections held longer than Config.LeakThreshold. It runs
 // in its own goroutine while the pool is open, waking four times per threshold,
 // and reads only the registry and each connection's atomics.
 func (p *Pool[T]) scanLeaks() {
-	defer p.watchers.Done()
+	defer p.goroutines.Done()
 	every := max(p.cfg.LeakThreshold/4, time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -32,14 +33,14 @@ func (p *Pool[T]) scanLeaks() {
 				}
 				held := now.Sub(time.Unix(0, since))
 				if held >= p.cfg.LeakThreshold && c.MarkLeaked(lease) {
-					p.leaks.Add(1)
-					fields := []zap.Field{zap.String("event", "conn.leak_suspected"),
+					p.n.leaks.Add(1)
+					fields := []zap.Field{zap.String("event", event.LeakSuspected),
 						zap.Uint64("conn_id", c.ID()), zap.Duration("held", held),
 						zap.Duration("threshold", p.cfg.LeakThreshold)}
 					if site := c.Site(); site != "" {
 						fields = append(fields, zap.String("acquired_at", site))
 					}
-					p.log.Warn("conn.leak_suspected", fields...)
+					p.log.Warn(event.LeakSuspected, fields...)
 				}
 				return true
 			})
@@ -52,6 +53,6 @@ func (p *Pool[T]) logLeakReleased(c *conn.Conn[T], lease uint64) {
 	if since := c.HeldSince(lease); since != 0 {
 		held = time.Since(time.Unix(0, since))
 	}
-	p.log.Warn("conn.leak_released", zap.String("event", "conn.leak_released"),
+	p.log.Warn(event.LeakReleased, zap.String("event", event.LeakReleased),
 		zap.Uint64("conn_id", c.ID()), zap.Duration("held", held))
 }

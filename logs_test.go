@@ -17,17 +17,18 @@ import (
 // logSchema is the README's log schema: for each event, the fields every entry
 // carries besides "event" and "pool".
 var logSchema = map[string][]string{
-	"pool.started":       {"min_idle", "max_size", "size_ceiling"},
-	"conn.dialed":        {"conn_id", "took"},
-	"conn.dial_failed":   {"error", "took", "attempt", "retry_in", "waiters_failed"},
+	"pool.started":       {"min_idle", "max_size", "warm_in_background"},
+	"pool.warmed":        {"min_idle"},
+	"conn.dialed":        {"conn_id", "took", "why", "probe"},
+	"conn.dial_failed":   {"error", "took", "attempt", "retry_in", "waiters_failed", "probe"},
 	"pool.recovered":     {"failed_dials"},
 	"conn.retired":       {"conn_id", "reason", "age"},
-	"conn.check_failed":  {"conn_id", "took", "error"},
+	"conn.check_failed":  {"conn_id", "on", "error"},
 	"resize.requested":   {"min", "max"},
-	"resize.adopted":     {"old_min", "old_max", "min", "max", "live", "waiting"},
-	"resize.reached":     {"min", "max", "live", "idle", "took"},
+	"resize.adopted":     {"old_min", "old_max", "min", "max", "slots", "waiting"},
+	"resize.reached":     {"min", "max", "open", "idle", "took"},
 	"acquire.waited":     {"conn_id", "waited"},
-	"pool.close_started": {"waiters_failed", "live"},
+	"pool.close_started": {"waiters_failed", "open", "dialing"},
 	"pool.closed":        {"took", "forced"},
 }
 

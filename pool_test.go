@@ -448,15 +448,21 @@ func TestMisuseIsCaught(t *testing.T) {
 	defer closePool(t, p)
 
 	h := mustAcquire(t, p)
+	id := h.ID()
 	h.Release()
 	mustPanic(t, "already released", h.Release)
 	mustPanic(t, "already released", func() { h.Value() })
 	mustPanic(t, "already released", h.Destroy)
+	mustPanic(t, "already released", func() { h.Hijack() })
+	mustPanic(t, "already released", func() { h.ID() })
+	mustPanic(t, "already released", func() { h.CreatedAt() })
+	mustPanic(t, "already released", func() { h.IdleDuration() })
+	mustPanic(t, "already released", func() { h.LastUsed() })
 
 	// The same connection, now held by somebody else: the stale handle must
 	// not release it from under them.
 	h2 := mustAcquire(t, p)
-	if h2.ID() != h.ID() {
+	if h2.ID() != id {
 		t.Skip("pool handed out a different connection; stale-handle case not reached")
 	}
 	mustPanic(t, "already released", h.Release)
@@ -470,22 +476,46 @@ func TestMisuseIsCaught(t *testing.T) {
 	mustPanic(t, "zero Conn", func() { zero.Value() })
 }
 
-func TestTryAcquireFailsFastWhenExhausted(t *testing.T) {
-	_, p := poolOfSize(t, 1)
-	defer closePool(t, p)
-	h, err := p.TryAcquire(context.Background())
-	if err != nil {
-		t.Fatalf("TryAcquire on an empty pool with room: %v", err)
-	}
-	if _, err := p.TryAcquire(context.Background()); !errors.Is(err, tidepool.ErrExhausted) {
-		t.Fatalf("TryAcquire on a full pool: %v, want ErrExhausted", err)
-	}
-	h.Release()
-	h, err = p.TryAcquire(context.Background())
-	if err != nil {
-		t.Fatalf("TryAcquire with an idle connection: %v", err)
-	}
-	h.Release()
+func TestTryAcquireNeverWaitsAndDialsInTheBackground(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, p := poolOfSize(t, 1)
+		// Empty pool with room: ErrExhausted at once, and a dial starts for
+		// whoever comes next.
+		if _, err := p.TryAcquire(context.Background()); !errors.Is(err, tidepool.ErrExhausted) {
+			t.Fatalf("TryAcquire on an empty pool: %v, want ErrExhausted at once", err)
+		}
+		synctest.Wait()
+		if s := p.Stats(); s.Idle != 1 || b.dials.Load() != 1 {
+			t.Fatalf("after TryAcquire with room: idle=%d dials=%d, want the background dial to have landed (1, 1)", s.Idle, b.dials.Load())
+		}
+		h, err := p.TryAcquire(context.Background())
+		if err != nil {
+			t.Fatalf("TryAcquire with an idle connection: %v", err)
+		}
+		// Full pool: ErrExhausted, no dial.
+		if _, err := p.TryAcquire(context.Background()); !errors.Is(err, tidepool.ErrExhausted) {
+			t.Fatalf("TryAcquire on a full pool: %v, want ErrExhausted", err)
+		}
+		synctest.Wait()
+		if n := b.dials.Load(); n != 1 {
+			t.Fatalf("TryAcquire on a full pool dialed: %d dials, want 1", n)
+		}
+		// A gated dial: TryAcquire still returns at once.
+		h.Destroy()
+		synctest.Wait()
+		b.gate = make(chan struct{})
+		if _, err := p.TryAcquire(context.Background()); !errors.Is(err, tidepool.ErrExhausted) {
+			t.Fatalf("TryAcquire while a dial hangs: %v, want ErrExhausted at once", err)
+		}
+		close(b.gate)
+		synctest.Wait()
+		h, err = p.TryAcquire(context.Background())
+		if err != nil {
+			t.Fatalf("TryAcquire after the background dial: %v", err)
+		}
+		h.Release()
+		closePool(t, p)
+	})
 }
 
 func TestMaxIdleRetiresExcessOnRelease(t *testing.T) {

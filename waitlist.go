@@ -27,11 +27,16 @@ type waiter[T any] struct {
 	// ch receives exactly one result, from whoever unlinks the waiter from the
 	// list. Buffered, so that the sender never blocks (vitess #20308).
 	ch chan waitResult[T]
+	// timer bounds the wait by Config.AcquireTimeout; created on first use
+	// and reused with the waiter. Only the waiting goroutine touches it.
+	timer *time.Timer
 	// Guarded by waitlist.mu.
 	ctx        context.Context
 	prev, next *waiter[T]
 	listed     bool
-	since      time.Time
+	// dialed is set once the reconcile loop started a dial carrying this
+	// waiter's context values.
+	dialed bool
 }
 
 // waitlist is the FIFO of waiting Acquires. It is not on the hot path: only an
@@ -59,6 +64,7 @@ func (l *waitlist[T]) get(ctx context.Context) *waiter[T] {
 // put recycles a waiter that is unlisted and whose result was received.
 func (l *waitlist[T]) put(w *waiter[T]) {
 	w.ctx = nil
+	w.dialed = false
 	l.free.Put(w)
 }
 
@@ -91,36 +97,54 @@ func (l *waitlist[T]) unlinkLocked(w *waiter[T]) {
 }
 
 // handOff gives c, held under lease by the caller, to the oldest waiter whose
-// context is still live, waking expired ones with their context's error on the
-// way. It reports false, keeping c, if nobody waits.
+// context is still live, waking expired ones with errEvicted on the way. It
+// reports false, keeping c, if nobody waits. The lease moves to the waiter
+// without passing through Idle, so nobody can take c in between.
 func (l *waitlist[T]) handOff(c *conn.Conn[T], lease uint64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for w := l.head; w != nil; w = l.head {
-		l.unlinkLocked(w)
 		if w.ctx.Err() != nil {
+			l.unlinkLocked(w)
 			w.ch <- waitResult[T]{err: errEvicted}
 			continue
 		}
 		nl, ok := c.Transfer(lease)
 		if !ok {
-			panic("tidepool: internal error: hand-off of a connection the caller does not hold")
+			// Retired under its holder (Close's deadline, an expired
+			// lease): not ours to give any more, and the waiter waits on.
+			return true
 		}
+		l.unlinkLocked(w)
 		w.ch <- waitResult[T]{c: c, lease: nl}
 		return true
 	}
 	return false
 }
 
-// failAll wakes every waiter with err and returns how many.
-func (l *waitlist[T]) failAll(err error) int {
+// fail wakes up to n waiters, oldest first, with err and returns how many.
+func (l *waitlist[T]) fail(err error, n int) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := 0
-	for w := l.head; w != nil; w = l.head {
+	woke := 0
+	for w := l.head; w != nil && woke < n; w = l.head {
 		l.unlinkLocked(w)
 		w.ch <- waitResult[T]{err: err}
-		n++
+		woke++
 	}
-	return n
+	return woke
+}
+
+// dialContext returns the context of the oldest waiter that has no dial
+// started for it yet, and marks it; context.Background() if there is none.
+func (l *waitlist[T]) dialContext() context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for w := l.head; w != nil; w = w.next {
+		if !w.dialed {
+			w.dialed = true
+			return w.ctx
+		}
+	}
+	return context.Background()
 }

@@ -15,7 +15,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newConn() *conn.Conn[string] {
 	now := time.Now()
-	return conn.New[string](7, "v", now, now.Add(time.Minute))
+	return conn.New[string](7, "v", now, now.Add(time.Minute), 0)
 }
 
 func wantState(t *testing.T, c *conn.Conn[string], lease uint64, s conn.State) {
@@ -27,7 +27,7 @@ func wantState(t *testing.T, c *conn.Conn[string], lease uint64, s conn.State) {
 
 func TestNewConnIsBornHeldUnderLeaseOne(t *testing.T) {
 	now := time.Now()
-	c := conn.New[string](7, "v", now, time.Time{})
+	c := conn.New[string](7, "v", now, time.Time{}, 0)
 	wantState(t, c, 1, conn.InUse)
 	if c.Value() != "v" || c.ID() != 7 || !c.Created().Equal(now) || !c.Deadline().IsZero() {
 		t.Errorf("New kept value=%q id=%d created=%v deadline=%v", c.Value(), c.ID(), c.Created(), c.Deadline())
@@ -260,19 +260,126 @@ func TestHeldSinceAndLeakMarkBelongToOneLease(t *testing.T) {
 
 func TestNamesOfStatesAndReasons(t *testing.T) {
 	for s, want := range map[conn.State]string{0: "invalid", conn.Idle: "idle", conn.InUse: "in_use",
-		conn.Checking: "checking", conn.Detached: "detached", conn.Retired: "retired", conn.Closed: "closed", 99: "invalid"} {
+		conn.Checking: "checking", conn.Detached: "detached", conn.Retired: "retired", conn.Closed: "closed",
+		conn.Hijacked: "hijacked", 99: "invalid"} {
 		if s.String() != want {
 			t.Errorf("State(%d) = %q, want %q", s, s.String(), want)
 		}
 	}
 	for r, want := range map[conn.Reason]string{conn.ReasonNone: "none", conn.ReasonLifetime: "lifetime",
 		conn.ReasonIdle: "idle", conn.ReasonHealth: "health", conn.ReasonShrink: "shrink",
-		conn.ReasonDestroyed: "destroyed", conn.ReasonClose: "close", conn.ReasonExcessIdle: "excess_idle", 99: "invalid"} {
+		conn.ReasonDestroyed: "destroyed", conn.ReasonClose: "close", conn.ReasonExcessIdle: "excess_idle",
+		conn.ReasonReset: "reset", conn.ReasonVetoed: "vetoed", conn.ReasonLateDial: "late_dial", 99: "invalid"} {
 		if r.String() != want {
 			t.Errorf("Reason(%d) = %q, want %q", r, r.String(), want)
 		}
 	}
-	if conn.NumReasons != 8 {
-		t.Errorf("NumReasons = %d, want 8", conn.NumReasons)
+	// Every reason below NumReasons has a name of its own.
+	seen := map[string]bool{}
+	for r := conn.Reason(0); int(r) < conn.NumReasons; r++ {
+		if n := r.String(); n == "invalid" || seen[n] {
+			t.Errorf("Reason(%d) has name %q: missing or repeated", r, n)
+		} else {
+			seen[n] = true
+		}
+	}
+}
+
+func TestHijackTakesHeldConnForGood(t *testing.T) {
+	c := newConn()
+	if c.Hijack(2) {
+		t.Fatal("a stale lease hijacked the conn")
+	}
+	if !c.Hijack(1) {
+		t.Fatal("the holder could not hijack")
+	}
+	wantState(t, c, 1, conn.Hijacked)
+	if c.Release(1) || c.Retire(1) || c.Hijack(1) {
+		t.Fatal("a hijacked conn was released, retired or hijacked again")
+	}
+	if _, seen, ok := c.Acquire(); ok || seen != conn.Hijacked {
+		t.Fatalf("Acquire of a hijacked conn = (%v, %v), want refused", seen, ok)
+	}
+	if _, ok := c.ForceRetire(); ok {
+		t.Fatal("ForceRetire took a hijacked conn back")
+	}
+	c.MarkHijacked()
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("Done not closed after MarkHijacked")
+	}
+}
+
+func TestClaimIdleRetiresOnlyAnIdleConn(t *testing.T) {
+	c := newConn()
+	if c.ClaimIdle() {
+		t.Fatal("ClaimIdle took a held conn")
+	}
+	c.Release(1)
+	if !c.BeginCheck() || c.ClaimIdle() {
+		t.Fatal("ClaimIdle took a conn under check")
+	}
+	c.EndCheck()
+	if !c.ClaimIdle() || c.ClaimIdle() {
+		t.Fatal("ClaimIdle must claim an idle conn exactly once")
+	}
+	wantState(t, c, 1, conn.Retired)
+}
+
+func TestHandoutsCountLeasesButNotThePoolsOwnTakes(t *testing.T) {
+	c := newConn()
+	if c.Handouts() != 0 {
+		t.Fatalf("new conn: %d hand-outs, want 0", c.Handouts())
+	}
+	c.Release(1)
+	l, _, _ := c.Acquire() // a hand-out
+	l, _ = c.Transfer(l)   // a hand-over to a waiter: another
+	c.Release(l)
+	c.Acquire() // the pool takes it for itself
+	c.Uncount()
+	if got := c.Handouts(); got != 2 {
+		t.Fatalf("Handouts = %d, want 2", got)
+	}
+	// A check detached by an Acquire: the watcher's lease is not a hand-out.
+	c2 := newConn()
+	c2.Release(1)
+	c2.BeginCheck()
+	c2.Acquire() // detaches
+	if _, detached, _ := c2.EndCheck(); !detached {
+		t.Fatal("EndCheck did not report the detach")
+	}
+	if got := c2.Handouts(); got != 0 {
+		t.Fatalf("Handouts after a detached check = %d, want 0", got)
+	}
+}
+
+func TestLastUsedIsHandedFromReleaserToAcquirer(t *testing.T) {
+	now := time.Now()
+	c := conn.New[string](1, "v", now, time.Time{}, 42)
+	if c.LastUsed() != 42 {
+		t.Fatalf("born LastUsed = %d, want 42", c.LastUsed())
+	}
+	var wg sync.WaitGroup
+	for i := range 100 {
+		c.SetLastUsed(int64(i))
+		l := uint64(1)
+		if i > 0 {
+			l = uint64(i + 1)
+		}
+		if !c.Release(l) {
+			t.Fatalf("round %d: Release(%d) failed", i, l)
+		}
+		wg.Add(1)
+		go func() { // under -race: the CAS pair orders the plain field
+			defer wg.Done()
+			if _, _, ok := c.Acquire(); !ok {
+				t.Error("Acquire failed")
+			}
+			if got := c.LastUsed(); got != int64(i) {
+				t.Errorf("round %d: LastUsed = %d", i, got)
+			}
+		}()
+		wg.Wait()
 	}
 }

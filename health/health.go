@@ -3,24 +3,31 @@ package health
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidepool-go/tidepool/conn"
+	"github.com/tidepool-go/tidepool/internal/safe"
 )
 
-// Hooks is what the pool does for a watcher. Every method may be called from the
-// watcher goroutine and must not block for long.
+// Hooks is what the pool does for a watcher. Every method is called from the
+// watcher goroutine and must not block.
 type Hooks[T any] interface {
 	// Retire retires c, which the watcher has claimed (Checking or Detached), for
 	// reason r; err is the failed check's error, if any.
 	Retire(c *conn.Conn[T], r conn.Reason, err error)
-	// RetireIdle retires c, claimed by the watcher, for idle time, unless the pool
-	// would drop below its minimum of idle connections; it reports whether it did.
-	RetireIdle(c *conn.Conn[T]) bool
+	// IdleExpired hands over c, claimed by the watcher (Checking or Detached)
+	// because it sat idle for MaxIdleTime. The pool retires it unless that
+	// would take it below its minimum of idle connections, and otherwise ends
+	// the check itself.
+	IdleExpired(c *conn.Conn[T])
 	// PutBack returns c, held under lease by the watcher after a detached check,
-	// to a waiter or the idle queue.
+	// to a waiter or the idle set.
 	PutBack(c *conn.Conn[T], lease uint64)
-	// Checked reports a finished health check (err nil on success).
+	// Checked reports a finished health check (err nil on success). A check
+	// that ran past its timeout is reported once, at the timeout, with a
+	// *safe.CallbackError whose TimedOut is set.
 	Checked(c *conn.Conn[T], err error, took time.Duration)
 }
 
@@ -30,10 +37,18 @@ type Config[T any] struct {
 	Check func(ctx context.Context, v T) error
 	// Interval between checks (jittered ±10%). Must be > 0 when Check is set.
 	Interval time.Duration
-	// Timeout bounds one check.
+	// Timeout bounds one check: a check still running Timeout after it started
+	// counts as failed (the connection is retired) even if it never returns.
 	Timeout time.Duration
 	// MaxIdleTime retires connections idle that long; 0 disables it.
 	MaxIdleTime time.Duration
+	// Stuck counts checks that ran past Timeout and have not returned yet.
+	Stuck *atomic.Int64
+	// Active counts checks running now.
+	Active *atomic.Int64
+	// Running tracks the check goroutines, so that the pool's Close can wait
+	// for them.
+	Running *sync.WaitGroup
 }
 
 // Needed reports whether a connection with the given lifetime deadline needs a
@@ -49,6 +64,11 @@ func Jitter(d time.Duration) time.Duration {
 	}
 	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
 }
+
+// Grace is how long after a callback's timeout the pool still waits for it to
+// return before it counts it as stuck: a callback that honours its context
+// returns right at the timeout, and must not lose that race.
+func Grace(timeout time.Duration) time.Duration { return max(timeout/10, time.Millisecond) }
 
 // Watch runs c's watcher until c closes. ctx bounds its checks; a watcher whose
 // ctx has ended returns at its next wake-up. Run it in its own goroutine.
@@ -74,8 +94,7 @@ func Watch[T any](ctx context.Context, c *conn.Conn[T], cfg *Config[T], h Hooks[
 		if ctx.Err() != nil {
 			return
 		}
-		now := time.Now()
-		if w.step(ctx, now) {
+		if w.step(ctx, time.Now()) {
 			return
 		}
 		t.Reset(w.next(time.Now()))
@@ -135,7 +154,7 @@ func (w *watcher[T]) next(now time.Time) time.Duration {
 func (w *watcher[T]) step(ctx context.Context, now time.Time) (done bool) {
 	c := w.c
 	lease, st := c.Load()
-	if st == conn.Retired || st == conn.Closed {
+	if st == conn.Retired || st == conn.Closed || st == conn.Hijacked {
 		return true
 	}
 	// Used since the last look (a new lease), held now, or held then and
@@ -158,40 +177,92 @@ func (w *watcher[T]) step(ctx context.Context, now time.Time) (done bool) {
 
 	if w.cfg.MaxIdleTime > 0 && now.Sub(w.lastActive) >= w.cfg.MaxIdleTime {
 		if c.BeginCheck() {
-			if w.h.RetireIdle(c) {
-				return true
-			}
-			w.endCheck()
+			// The pool decides (it keeps MinIdle) and ends the check if it
+			// keeps the connection; the idle clock restarts either way.
+			w.lastActive = now
+			w.h.IdleExpired(c)
+			return false
 		}
 	}
 
 	if w.cfg.Check != nil && !now.Before(w.nextCheck) {
 		w.nextCheck = now.Add(Jitter(w.cfg.Interval))
 		if c.BeginCheck() {
-			cctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
-			start := time.Now()
-			err := w.cfg.Check(cctx, c.Value())
-			cancel()
-			if err == nil && ctx.Err() != nil {
-				err = ctx.Err()
-			}
-			w.h.Checked(c, err, time.Since(start))
-			if err != nil {
-				if ctx.Err() != nil {
-					// The pool is closing; Close retires the connection.
-					w.endCheck()
-					return true
-				}
-				w.h.Retire(c, conn.ReasonHealth, err)
-				return true
-			}
-			w.endCheck()
+			return w.check(ctx)
 		}
 	}
 	return false
 }
 
+// check runs the user's Check on c, which the watcher has claimed, in a
+// goroutine of its own, and waits at most Timeout (plus Grace) for it. A check
+// still running then counts as failed: c is retired (and closed, which often
+// unblocks the check), and the check's goroutine is counted in cfg.Stuck until
+// it returns.
+func (w *watcher[T]) check(ctx context.Context) (done bool) {
+	c, cfg := w.c, w.cfg
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	result := make(chan error, 1)
+	var stuck atomic.Bool
+	start := time.Now()
+	cfg.Running.Add(1)
+	cfg.Active.Add(1)
+	go func() {
+		defer cfg.Running.Done()
+		defer cfg.Active.Add(-1)
+		defer cancel()
+		result <- safe.Call("check", func() error { return cfg.Check(cctx, c.Value()) })
+		if stuck.CompareAndSwap(true, false) {
+			cfg.Stuck.Add(-1) // it was counted stuck: it is not any more
+		}
+	}()
+	timer := time.NewTimer(cfg.Timeout + Grace(cfg.Timeout))
+	defer timer.Stop()
+	var err error
+	select {
+	case err = <-result:
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+	case <-timer.C:
+		// Count it stuck before raising the flag; whoever clears the flag
+		// (the goroutine when it returns, or we if it just did) uncounts it.
+		cfg.Stuck.Add(1)
+		stuck.Store(true)
+		select {
+		case err = <-result:
+			// It returned just now: not stuck after all.
+			if stuck.CompareAndSwap(true, false) {
+				cfg.Stuck.Add(-1)
+			}
+		default:
+		}
+		if err == nil {
+			err = safe.TimedOut("check")
+		}
+	}
+	took := time.Since(start)
+	if ctx.Err() != nil {
+		// The pool is closing: Close retires the connection, not us.
+		w.endCheck()
+		return true
+	}
+	w.h.Checked(c, err, took)
+	if err != nil {
+		w.h.Retire(c, conn.ReasonHealth, err)
+		return true
+	}
+	w.endCheck()
+	return false
+}
+
+// endCheck ends a check that passed. A connection that Reset doomed meanwhile
+// is retired instead of going back.
 func (w *watcher[T]) endCheck() {
+	if r := w.c.Doomed(); r != conn.ReasonNone {
+		w.h.Retire(w.c, r, nil)
+		return
+	}
 	if lease, detached, _ := w.c.EndCheck(); detached {
 		w.lastLease = lease
 		w.h.PutBack(w.c, lease)

@@ -111,8 +111,9 @@ func newCollector(p statsSource, opts ...Option) *collector {
 		leaksHeld:      desc("leaks_held", "Connections held longer than the leak threshold and not yet released."),
 		waitHist:       desc("acquire_wait_seconds", "How long acquisitions that had to wait waited (those that found an idle connection are not counted)."),
 	}
-	c.histBounds = make([]float64, len(tidepool.WaitBuckets))
-	for i, b := range tidepool.WaitBuckets {
+	bounds := tidepool.WaitBuckets()
+	c.histBounds = make([]float64, len(bounds))
+	for i, b := range bounds {
 		c.histBounds[i] = b.Seconds()
 	}
 	return c

@@ -13,7 +13,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func mk(id uint64) *conn.Conn[int] { return conn.New(id, int(id), time.Now(), time.Time{}) }
+func mk(id uint64) *conn.Conn[int] { return conn.New(id, int(id), time.Now(), time.Time{}, 0) }
 
 func TestRegistryStoresGetsAndForgets(t *testing.T) {
 	r := registry.New[int]()

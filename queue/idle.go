@@ -1,0 +1,304 @@
+package queue
+
+import (
+	"runtime"
+	"sync/atomic"
+
+	"github.com/tidepool-go/tidepool/conn"
+)
+
+// MaxSkips bounds how many live but unusable connections (being checked, so
+// detached rather than taken) one Take passes over before it reports none.
+// Tombstones do not count: each one dropped shortens the set.
+const MaxSkips = 8
+
+// chunkBits sets the table's chunk size: 64 connections per chunk.
+const chunkBits = 6
+
+// maxLocals caps the per-P fronts; Ps beyond it use the shared stack only.
+const maxLocals = 256
+
+// local is one P's front: at most one idle connection, alone on its cache
+// lines so that two Ps never write the same line.
+type local[T any] struct {
+	_ [64]byte
+	c atomic.Pointer[conn.Conn[T]]
+	_ [56]byte
+}
+
+type chunk[T any] [1 << chunkBits]atomic.Pointer[conn.Conn[T]]
+
+// Idle is the set of a pool's idle connections: a front of one connection per
+// P, then a shared lock-free LIFO stack. See the package comment for the
+// protocol and its costs. The zero Idle is not usable; call New.
+type Idle[T any] struct {
+	// locals are the per-P fronts, indexed by the id procPin returns. Any
+	// goroutine: the owning P stores into an empty front and takes from it;
+	// others only take (steal).
+	locals []local[T]
+
+	_ [64]byte
+	// top is the stack's head: tag<<32 | (index+1), 0 in the low half when the
+	// stack is empty. The tag changes with every push and pop, so a pop that
+	// read an old head cannot succeed after the head went away and came back
+	// (the ABA problem of lock-free stacks). Any goroutine, CAS only.
+	top atomic.Uint64
+	_   [56]byte
+	// n counts the connections in the set (tombstones until swept included)
+	// when counting is on; any goroutine, atomic add.
+	n        atomic.Int64
+	counting bool
+	_        [48]byte
+
+	// table maps an index to its connection. It only grows; an index is
+	// reused only after its connection has left the stack for good
+	// (Unregister). Written (grown) by the registering goroutine only; read by
+	// any goroutine.
+	table atomic.Pointer[[]*chunk[T]]
+	// free and next hand out indexes. Owned by the registering goroutine (the
+	// pool's reconcile loop); nothing else touches them.
+	free []uint32
+	// next is the first index never handed out; atomic only so that Len may
+	// read it from any goroutine.
+	next atomic.Uint32
+}
+
+// New returns an empty idle set with one front per P the process has now
+// (runtime.GOMAXPROCS, at most 256). Its memory apart from the fronts grows
+// with the connections registered, not with any bound. With counting, the
+// set counts its members (Count), at the price of one shared atomic add per
+// Release and per Take.
+func New[T any](counting bool) *Idle[T] {
+	n := min(runtime.GOMAXPROCS(0), maxLocals)
+	s := &Idle[T]{locals: make([]local[T], n), counting: counting}
+	s.table.Store(&[]*chunk[T]{})
+	return s
+}
+
+// Register gives c its index in the table, before c is ever released into
+// the set. Called by one goroutine only (the reconcile loop), like Unregister.
+func (s *Idle[T]) Register(c *conn.Conn[T]) {
+	var i uint32
+	if n := len(s.free); n > 0 {
+		i, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		i = s.next.Load()
+		s.next.Store(i + 1)
+	}
+	tbl := *s.table.Load()
+	if int(i>>chunkBits) >= len(tbl) {
+		grown := make([]*chunk[T], len(tbl)+1, max(2*len(tbl), 1))
+		copy(grown, tbl)
+		grown[len(tbl)] = new(chunk[T])
+		s.table.Store(&grown)
+		tbl = grown
+	}
+	tbl[i>>chunkBits][i&(1<<chunkBits-1)].Store(c)
+	c.Link().Index = i
+}
+
+// Unregister frees c's index for reuse once c can no longer be in the stack.
+// c must be retired, closed or hijacked (no holder left to release it). It
+// reports false, changing nothing, while c is still in the stack (a
+// tombstone, or a push in progress): call it again later (after Sweep).
+func (s *Idle[T]) Unregister(c *conn.Conn[T]) bool {
+	if c.Link().In.Load() {
+		return false
+	}
+	s.free = append(s.free, c.Link().Index)
+	return true
+}
+
+func (s *Idle[T]) at(i uint32) *conn.Conn[T] {
+	tbl := *s.table.Load()
+	return tbl[i>>chunkBits][i&(1<<chunkBits-1)].Load()
+}
+
+// Release moves c, held under lease, back to Idle and into the set: into the
+// calling P's front if it is empty, otherwise onto the stack. It reports
+// false, doing nothing, if lease does not hold c (the pool retired it under
+// its holder). Cost: two atomic read-modify-writes on the front path, four on
+// the stack path; no lock, no allocation.
+func (s *Idle[T]) Release(c *conn.Conn[T], lease uint64) bool {
+	pid := procPin()
+	if pid < len(s.locals) {
+		l := &s.locals[pid].c
+		// Only this P stores into its front (other Ps only take from it),
+		// so an empty front stays empty until the Store below.
+		if l.Load() == nil {
+			if !c.Release(lease) {
+				procUnpin()
+				return false
+			}
+			l.Store(c)
+			procUnpin()
+			if s.counting {
+				s.n.Add(1)
+			}
+			return true
+		}
+	}
+	procUnpin()
+	// Mark c as being pushed before it becomes Idle: from then on a retirer
+	// may claim it, and Unregister must not free its index while the push
+	// (or the tombstone it leaves) is pending.
+	lk := c.Link()
+	lk.In.Store(true)
+	if !c.Release(lease) {
+		lk.In.Store(false)
+		return false
+	}
+	s.push(c)
+	if s.counting {
+		s.n.Add(1)
+	}
+	return true
+}
+
+// Count returns how many connections are in the set, tombstones not yet
+// swept included. Only meaningful with counting on (New); 0 otherwise.
+func (s *Idle[T]) Count() int64 { return s.n.Load() }
+
+func (s *Idle[T]) push(c *conn.Conn[T]) {
+	lk := c.Link()
+	i := uint64(lk.Index) + 1
+	for {
+		t := s.top.Load()
+		lk.Next.Store(uint32(t))
+		if s.top.CompareAndSwap(t, (t>>32+1)<<32|i) {
+			return
+		}
+	}
+}
+
+func (s *Idle[T]) pop() (*conn.Conn[T], bool) {
+	for {
+		t := s.top.Load()
+		i := uint32(t)
+		if i == 0 {
+			return nil, false
+		}
+		c := s.at(i - 1)
+		n := c.Link().Next.Load()
+		if s.top.CompareAndSwap(t, (t>>32+1)<<32|uint64(n)) {
+			c.Link().In.Store(false)
+			return c, true
+		}
+	}
+}
+
+// get takes any connection out of the set: the calling P's front, the stack,
+// then the other Ps' fronts.
+func (s *Idle[T]) get() (*conn.Conn[T], bool) {
+	c, ok := s.getAny()
+	if ok && s.counting {
+		s.n.Add(-1)
+	}
+	return c, ok
+}
+
+func (s *Idle[T]) getAny() (*conn.Conn[T], bool) {
+	pid := procPin()
+	if pid < len(s.locals) {
+		// Load first: an empty front is not written, so its line stays
+		// shared with the Ps that look at it.
+		if l := &s.locals[pid].c; l.Load() != nil {
+			if c := l.Swap(nil); c != nil {
+				procUnpin()
+				return c, true
+			}
+		}
+	}
+	procUnpin()
+	if c, ok := s.pop(); ok {
+		return c, true
+	}
+	// Steal, starting at the next P so that thieves spread out.
+	n := len(s.locals)
+	for k := 1; k <= n; k++ {
+		l := &s.locals[(pid+k)%n].c
+		if c := l.Load(); c != nil && l.CompareAndSwap(c, nil) {
+			return c, true
+		}
+	}
+	return nil, false
+}
+
+// Take takes an idle connection out of the set and acquires it (Idle→InUse),
+// returning it and its new lease. Tombstones it meets are dropped; connections
+// being checked are detached (their watcher puts them back) and skipped, at
+// most MaxSkips of them. ok is false when it found nothing to acquire.
+//
+// On the front path Take costs two atomic read-modify-writes and no lock.
+func (s *Idle[T]) Take() (c *conn.Conn[T], lease uint64, ok bool) {
+	for skips := 0; skips < MaxSkips; {
+		c, ok := s.get()
+		if !ok {
+			return nil, 0, false
+		}
+		lease, seen, ok := c.Acquire()
+		if ok {
+			return c, lease, true
+		}
+		if seen == conn.Detached {
+			skips++
+		}
+		// Retired, Closed, Hijacked: a tombstone, dropped.
+	}
+	return nil, 0, false
+}
+
+// Sweep takes every connection out of the set and puts back the ones keep
+// accepts, in their order, dropping the others (tombstones). Concurrent Takes
+// may find the set empty while it runs, and concurrent Releases go on as
+// usual. Called by the registering goroutine only; O(connections in the set).
+// It returns how many it dropped.
+func (s *Idle[T]) Sweep(keep func(c *conn.Conn[T]) bool) int {
+	dropped := 0
+	for i := range s.locals {
+		l := &s.locals[i].c
+		if c := l.Load(); c != nil && !keep(c) && l.CompareAndSwap(c, nil) {
+			dropped++
+		}
+	}
+	var kept []*conn.Conn[T]
+	for {
+		c, ok := s.pop()
+		if !ok {
+			break
+		}
+		if keep(c) {
+			c.Link().In.Store(true)
+			kept = append(kept, c)
+		} else {
+			dropped++
+		}
+	}
+	// Push back bottom first, so the stack keeps its order.
+	for i := len(kept) - 1; i >= 0; i-- {
+		s.push(kept[i])
+	}
+	if s.counting {
+		s.n.Add(int64(-dropped))
+	}
+	return dropped
+}
+
+// Len counts the connections in the set, tombstones and connections being
+// checked included. O(Ps + connections in the stack) and only a snapshot under
+// concurrent use; for tests and diagnostics.
+func (s *Idle[T]) Len() int {
+	n := 0
+	for i := range s.locals {
+		if s.locals[i].c.Load() != nil {
+			n++
+		}
+	}
+	// Bounded by the indexes ever handed out, in case concurrent pushes and
+	// pops make the walk revisit a connection.
+	for i, steps := uint32(s.top.Load()), uint32(0); i != 0 && steps <= s.next.Load(); i = s.at(i - 1).Link().Next.Load() {
+		n++
+		steps++
+	}
+	return n
+}
