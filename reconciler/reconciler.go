@@ -260,7 +260,7 @@ type dial struct {
 	// the backend's and does not count.
 	cancelled bool
 	cancel    context.CancelFunc
-	reply    chan error // DialIdle's, if it asked for this dial
+	reply     chan error // DialIdle's, if it asked for this dial
 }
 
 // within is a ResizeWait waiting for the slots to come within max.
@@ -352,7 +352,7 @@ type Reconciler[T any] struct {
 	// yet received back as retire commands.
 	shrinkPending int64
 	expired       []*conn.Conn[T]
-	idleCache     int // idle count of this pass, -1 if not computed
+	idleCache     int      // idle count of this pass, -1 if not computed
 	within        []within // ResizeWait callers waiting for Slots <= max
 	timer         *time.Timer
 }
