@@ -42,13 +42,17 @@ type Config[T any] struct {
 	Timeout time.Duration
 	// MaxIdleTime retires connections idle that long; 0 disables it.
 	MaxIdleTime time.Duration
-	// Stuck counts checks that ran past Timeout and have not returned yet.
-	Stuck *atomic.Int64
-	// Active counts checks running now.
-	Active *atomic.Int64
-	// Running tracks the check goroutines, so that the pool's Close can wait
-	// for them.
-	Running *sync.WaitGroup
+	// Stuck counts checks that ran past Timeout and have not returned yet;
+	// Active counts checks running now; Running tracks the check goroutines,
+	// so that the pool's Close can wait for them. Each may be nil.
+	Stuck, Active *atomic.Int64
+	Running       *sync.WaitGroup
+}
+
+func add(n *atomic.Int64, d int64) {
+	if n != nil {
+		n.Add(d)
+	}
 }
 
 // Needed reports whether a connection with the given lifetime deadline needs a
@@ -205,15 +209,19 @@ func (w *watcher[T]) check(ctx context.Context) (done bool) {
 	result := make(chan error, 1)
 	var stuck atomic.Bool
 	start := time.Now()
-	cfg.Running.Add(1)
-	cfg.Active.Add(1)
+	if cfg.Running != nil {
+		cfg.Running.Add(1)
+	}
+	add(cfg.Active, 1)
 	go func() {
-		defer cfg.Running.Done()
-		defer cfg.Active.Add(-1)
+		if cfg.Running != nil {
+			defer cfg.Running.Done()
+		}
+		defer add(cfg.Active, -1)
 		defer cancel()
 		result <- safe.Call("check", func() error { return cfg.Check(cctx, c.Value()) })
 		if stuck.CompareAndSwap(true, false) {
-			cfg.Stuck.Add(-1) // it was counted stuck: it is not any more
+			add(cfg.Stuck, -1) // it was counted stuck: it is not any more
 		}
 	}()
 	timer := time.NewTimer(cfg.Timeout + Grace(cfg.Timeout))
@@ -227,13 +235,13 @@ func (w *watcher[T]) check(ctx context.Context) (done bool) {
 	case <-timer.C:
 		// Count it stuck before raising the flag; whoever clears the flag
 		// (the goroutine when it returns, or we if it just did) uncounts it.
-		cfg.Stuck.Add(1)
+		add(cfg.Stuck, 1)
 		stuck.Store(true)
 		select {
 		case err = <-result:
 			// It returned just now: not stuck after all.
 			if stuck.CompareAndSwap(true, false) {
-				cfg.Stuck.Add(-1)
+				add(cfg.Stuck, -1)
 			}
 		default:
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tidepool-go/tidepool/conn"
 	"github.com/tidepool-go/tidepool/health"
+	"github.com/tidepool-go/tidepool/internal/safe"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -38,16 +40,21 @@ func (h *hooks) Retire(c *conn.Conn[int], r conn.Reason, err error) {
 	h.retired, h.errs, h.retiredAt = append(h.retired, r), append(h.errs, err), time.Now()
 }
 
-func (h *hooks) RetireIdle(c *conn.Conn[int]) bool {
+// IdleExpired acts like the pool's reconcile loop: it retires the connection
+// if allowIdle, and ends the check otherwise.
+func (h *hooks) IdleExpired(c *conn.Conn[int]) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.idleAsks++
 	if !h.allowIdle {
-		return false
+		if lease, detached, _ := c.EndCheck(); detached {
+			h.putBack = append(h.putBack, lease)
+			c.Release(lease)
+		}
+		return
 	}
 	c.RetireChecked()
 	h.retired, h.errs, h.retiredAt = append(h.retired, conn.ReasonIdle), append(h.errs, nil), time.Now()
-	return true
 }
 
 func (h *hooks) PutBack(c *conn.Conn[int], lease uint64) {
@@ -87,7 +94,7 @@ func idleConn(deadline time.Duration) *conn.Conn[int] {
 	if deadline > 0 {
 		d = now.Add(deadline)
 	}
-	c := conn.New(1, 1, now, d)
+	c := conn.New(1, 1, now, d, 0)
 	c.Release(1)
 	return c
 }
@@ -129,7 +136,7 @@ func TestWatcherRetiresIdleConnAtItsDeadline(t *testing.T) {
 func TestWatcherDoomsHeldConnAndRetiresItOnceReleased(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := &hooks{}
-		c := conn.New(1, 1, time.Now(), time.Now().Add(time.Minute)) // held, lease 1
+		c := conn.New(1, 1, time.Now(), time.Now().Add(time.Minute), 0) // held, lease 1
 		done := watch(t.Context(), c, &health.Config[int]{}, h)
 		time.Sleep(time.Minute + time.Millisecond)
 		synctest.Wait()
@@ -241,7 +248,7 @@ func TestWatcherNeverChecksHeldConn(t *testing.T) {
 		h := &hooks{}
 		cfg := &health.Config[int]{Interval: 10 * time.Second, Timeout: time.Second,
 			Check: func(context.Context, int) error { return nil }}
-		c := conn.New(1, 1, time.Now(), time.Time{}) // held
+		c := conn.New(1, 1, time.Now(), time.Time{}, 0) // held
 		ctx, cancel := context.WithCancel(t.Context())
 		done := watch(ctx, c, cfg, h)
 		time.Sleep(time.Hour)
@@ -434,6 +441,100 @@ func TestWatcherDoesNotRetireForIdleBeforeMaxIdleTimeAfterRelease(t *testing.T) 
 			if idle := hs[i].retiredAt.Sub(released); idle < maxIdle {
 				t.Errorf("conn %d retired for idle after %v idle, want at least %v", i, idle, maxIdle)
 			}
+		}
+	})
+}
+
+// A check that ignores its context counts as failed at Timeout (plus the
+// grace a well-behaved check gets): the connection is retired with a
+// "timed out" error while the check still runs, and the check is counted
+// stuck until it returns.
+func TestCheckIgnoringItsContextIsAbandonedAtTimeoutAndCountedStuck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &hooks{}
+		release := make(chan struct{})
+		var stuck, active atomic.Int64
+		var running sync.WaitGroup
+		cfg := &health.Config[int]{Interval: 10 * time.Second, Timeout: 200 * time.Millisecond,
+			Stuck: &stuck, Active: &active, Running: &running,
+			Check: func(ctx context.Context, v int) error {
+				<-release // ignores ctx
+				return nil
+			}}
+		start := time.Now()
+		done := watch(t.Context(), idleConn(0), cfg, h)
+		<-done
+		// The first check comes after Interval ±10%, and is abandoned at
+		// Timeout plus its grace.
+		if took := time.Since(start); took < 9*time.Second || took > 11*time.Second+cfg.Timeout+health.Grace(cfg.Timeout) {
+			t.Errorf("watcher returned after %v", took)
+		}
+		r, _, _ := h.snapshot()
+		var ce *safe.CallbackError
+		if len(r) != 1 || r[0] != conn.ReasonHealth || !errors.As(h.errs[0], &ce) || !ce.TimedOut || ce.Callback != "check" {
+			t.Fatalf("retired %v (%v), want [health] with a timed-out check error", r, h.errs)
+		}
+		if stuck.Load() != 1 || active.Load() != 1 {
+			t.Fatalf("while the check hangs: stuck=%d active=%d, want 1 and 1", stuck.Load(), active.Load())
+		}
+		close(release)
+		running.Wait()
+		if stuck.Load() != 0 || active.Load() != 0 {
+			t.Fatalf("after the check returned: stuck=%d active=%d, want 0 and 0", stuck.Load(), active.Load())
+		}
+	})
+}
+
+// The check is abandoned exactly at Timeout + Grace, not later.
+func TestHangingCheckIsRetiredAtTimeoutPlusGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &hooks{}
+		release := make(chan struct{})
+		cfg := &health.Config[int]{Interval: time.Second, Timeout: 2 * time.Second,
+			Check: func(ctx context.Context, v int) error { <-release; return nil }}
+		c := idleConn(0)
+		var begun atomic.Int64
+		cfg.Check = func(ctx context.Context, v int) error { begun.Store(time.Now().UnixNano()); <-release; return nil }
+		done := watch(t.Context(), c, cfg, h)
+		<-done
+		if got, want := h.retiredAt.Sub(time.Unix(0, begun.Load())), cfg.Timeout+health.Grace(cfg.Timeout); got != want {
+			t.Errorf("retired %v after the check began, want Timeout+Grace = %v", got, want)
+		}
+		close(release)
+	})
+}
+
+// A panicking check is a failed check: the connection is retired with a
+// *CallbackError carrying the panic value and stack; nothing crashes.
+func TestPanickingCheckRetiresWithTheRecoveredPanic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &hooks{}
+		cfg := &health.Config[int]{Interval: time.Second, Timeout: time.Second,
+			Check: func(ctx context.Context, v int) error { panic("boom") }}
+		<-watch(t.Context(), idleConn(0), cfg, h)
+		var ce *safe.CallbackError
+		if r, _, _ := h.snapshot(); len(r) != 1 || r[0] != conn.ReasonHealth || !errors.As(h.errs[0], &ce) ||
+			ce.Panic != "boom" || len(ce.Stack) == 0 {
+			t.Fatalf("retired %v (%v), want [health] with the recovered panic and its stack", r, h.errs)
+		}
+		if h.checked[0] == nil {
+			t.Error("Checked reported the panicking check as passed")
+		}
+	})
+}
+
+// A connection doomed while under check (Reset) is retired for that reason
+// when the check ends, instead of going back.
+func TestConnDoomedDuringCheckIsRetiredWhenTheCheckEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &hooks{}
+		var c *conn.Conn[int]
+		cfg := &health.Config[int]{Interval: time.Second, Timeout: time.Second,
+			Check: func(ctx context.Context, v int) error { c.Doom(conn.ReasonReset); return nil }}
+		c = idleConn(0)
+		<-watch(t.Context(), c, cfg, h)
+		if r, _, _ := h.snapshot(); len(r) != 1 || r[0] != conn.ReasonReset {
+			t.Fatalf("retired %v, want [reset]", r)
 		}
 	})
 }
