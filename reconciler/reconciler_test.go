@@ -115,10 +115,10 @@ func (f *fake) Born(c *conn.Conn[int]) {
 }
 
 func (f *fake) PutBack(c *conn.Conn[int], lease uint64) { f.set.Release(c, lease) }
-func (f *fake) Waiting() int                              { return int(f.waiting.Load()) }
-func (f *fake) DialContext() context.Context              { return context.Background() }
-func (f *fake) Now() int64                                { return 0 }
-func (f *fake) DialTimedOut(time.Duration)                { f.timedOut.Add(1) }
+func (f *fake) Waiting() int                            { return int(f.waiting.Load()) }
+func (f *fake) DialContext() context.Context            { return context.Background() }
+func (f *fake) Now() int64                              { return 0 }
+func (f *fake) DialTimedOut(time.Duration)              { f.timedOut.Add(1) }
 
 func (f *fake) FailWaiters(err error, n int) int {
 	f.failed.Add(1)
