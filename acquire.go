@@ -52,10 +52,12 @@ func (p *Pool[T]) Acquire(ctx context.Context) (Conn[T], error) {
 }
 
 // TryAcquire returns an idle connection, or ErrExhausted at once: it never
-// waits. If the pool has room, it also starts a dial in the background, so
-// that the next Acquire or TryAcquire finds a connection. It returns
-// ErrClosed after Close, and ctx's error if ctx has ended. ctx bounds the
-// check and hook that may run on the connection it hands out.
+// waits for a release or a dial. If the pool has room, it also starts a dial
+// in the background, so that the next Acquire or TryAcquire finds a
+// connection. It returns ErrClosed after Close, ctx's error if ctx has ended,
+// and, with CheckOnAcquire, the error of a new connection that failed its
+// check. ctx bounds the check and hook that may run on the connection it
+// hands out.
 func (p *Pool[T]) TryAcquire(ctx context.Context) (Conn[T], error) {
 	if ctx == nil {
 		panic("tidepool: TryAcquire called with a nil context")
@@ -169,6 +171,7 @@ func (p *Pool[T]) prepare(ctx context.Context, c *conn.Conn[T], lease uint64) (h
 	}
 	if p.cfg.CheckOnAcquire && p.checkDue(c) {
 		if err := p.checkOnAcquire(ctx, c); err != nil {
+			fresh := p.fresh(c)
 			c.Uncount()
 			if ctx.Err() != nil {
 				// The Acquire gave up, not the connection.
@@ -176,6 +179,11 @@ func (p *Pool[T]) prepare(ctx context.Context, c *conn.Conn[T], lease uint64) (h
 				return h, false, fmt.Errorf("tidepool: acquire: %w", ctx.Err())
 			}
 			p.retireHeld(c, lease, ReasonHealth, err)
+			if fresh {
+				// It had no time to go stale: the check or the backend is
+				// broken, and moving on would only dial and fail again.
+				return h, false, fmt.Errorf("tidepool: acquire: a new connection failed its check: %w", err)
+			}
 			return h, false, nil
 		}
 	}
@@ -198,6 +206,12 @@ func (p *Pool[T]) checkDue(c *conn.Conn[T]) bool {
 		return true
 	}
 	return p.clock.read()-last+int64(clockResolution) > int64(p.cfg.CheckOnAcquireIdle)
+}
+
+// fresh reports whether c is on its first hand-out straight after its dial
+// (within two ticks of the coarse clock). Only its holder may ask.
+func (p *Pool[T]) fresh(c *conn.Conn[T]) bool {
+	return c.Handouts() == 1 && p.clock.read()-c.LastUsed() <= 2*int64(clockResolution)
 }
 
 func (p *Pool[T]) checkOnAcquire(ctx context.Context, c *conn.Conn[T]) error {

@@ -4,17 +4,26 @@ package tidepool_test
 //
 // A run drives one pool through a sequence of operations — acquires from several
 // logical clients (with a context that is already cancelled, short-lived, long,
-// or without a deadline), TryAcquire, Release, Destroy, misuse of released
-// handles, resizes (valid and invalid), a backend that refuses dials, failing
-// health checks, the passage of time, cancelled waiters, a full drain, and Close —
-// while a model keeps what the pool must look like from outside: which client
-// holds which connection, which acquires are still waiting, the current bounds,
-// and which held connections may keep the pool above its max after a shrink.
+// or without a deadline), TryAcquire, Release, Destroy, Hijack, misuse of
+// released handles, resizes (valid and invalid), Reset, DialIdle, a backend
+// that refuses dials, failing health checks, user callbacks (Dial, Check,
+// Close) that panic or hang ignoring their context, the passage of time,
+// cancelled waiters, a full drain, and Close — while a model keeps what the
+// pool must look like from outside: which client holds which connection,
+// which acquires are still waiting, the current bounds, and which held
+// connections may keep the pool above its max after a shrink.
+//
+// The backend counts what a server would see: a connection from the moment
+// its dial starts until its Close has returned (hijacked ones until the model
+// closes them itself). It flags any dial that starts with the pool's share at
+// its max (invariant 1), and at every settled step its count must equal
+// Stats.Slots.
 //
 // Everything runs inside a testing/synctest bubble: time is fake, and
 // synctest.Wait settles the reconcile loop, dials, closes and watchers
 // deterministically, so that after every step the checker can demand exact
-// answers (DESIGN.md invariants 1, 2, 4, 6 and 7) without sleeping or polling.
+// answers (docs/design.md invariants 1, 2, 4, 5, 6, 7 and 9) without sleeping
+// or polling.
 // When the run ends the bubble must be empty: a goroutine of the pool left behind
 // after Close makes synctest.Test fail.
 //
@@ -63,6 +72,10 @@ const (
 	// modelBackoffWindow bounds how long after its last failed dial the pool may
 	// still be backing off: the largest backoff is 1.5·DialBackoffMax (jitter).
 	modelBackoffWindow = modelBackoffMax*3/2 + time.Millisecond
+	// modelProbeEvery is the longest an Acquire waits for a probe during an
+	// outage (500ms, the default, since DialBackoff is shorter).
+	modelProbeEvery    = 500 * time.Millisecond
+	modelDialTimeout   = 50 * time.Millisecond
 	modelCloseDeadline = 100 * time.Millisecond
 	modelSizeCeiling   = 8
 	modelClients       = 4
@@ -126,10 +139,42 @@ func FuzzPoolOperations(f *testing.F) {
 func modelWatchdog(repro string) (stop func()) {
 	t := time.AfterFunc(*modelHangFlag, func() {
 		debug.SetTraceback("all")
-		panic(fmt.Sprintf("model run hung for %v: a goroutine of the pool spins instead of blocking (look for a runnable goroutine in the bubble below)\n%s",
-			*modelHangFlag, repro))
+		panic(fmt.Sprintf("model run hung for %v: a goroutine of the pool spins instead of blocking (look for a runnable goroutine in the bubble below)\n%s\nlast operations:\n  %s",
+			*modelHangFlag, repro, strings.Join(modelTrace.last(), "\n  ")))
 	})
 	return func() { t.Stop() }
+}
+
+// modelTrace keeps the last operations of the run in progress, for the
+// watchdog's report (one run at a time: the runs are sequential).
+var modelTrace traceLog
+
+type traceLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *traceLog) add(line string) {
+	const keep = 60
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) == keep {
+		copy(l.lines, l.lines[1:])
+		l.lines = l.lines[:keep-1]
+	}
+	l.lines = append(l.lines, line)
+}
+
+func (l *traceLog) last() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
+}
+
+func (l *traceLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = nil
 }
 
 // Operation codes; the fuzz input's op byte is taken modulo modelNumOps. The
@@ -151,17 +196,25 @@ const (
 	opCancel
 	opQuiesce
 	opClose
+	opReset
+	opHijack
+	opDialIdle
+	opFault
+	opUnhang
 	modelNumOps
 )
 
-// modelScript is a fuzz input: nine config bytes (see modelRun.config), then
-// operations, each an op code followed by its argument bytes (see modelRun.do).
-func modelScript(cfg [9]byte, ops ...byte) []byte { return append(cfg[:], ops...) }
+// modelScript is a fuzz input: nine config bytes (see modelRun.config) and
+// three more (zero: the defaults), then operations, each an op code followed
+// by its argument bytes (see modelRun.do).
+func modelScript(cfg [9]byte, ops ...byte) []byte { return append(append(cfg[:], 0, 0, 0), ops...) }
 
 // Config bytes for modelScript: max = 1+b[0]; b[1]=1 turns MinIdle on, b[2]
 // is its value; b[3]=0 turns MaxIdle on, b[4] its value above MinIdle;
 // b[5] = 0, 1, 2: no MaxLifetime, 300ms, 1s; b[6]=0: MaxIdleTime 150ms;
-// b[7]=0: LeakThreshold 100ms; b[8]=0: AcquireTimeout 40ms.
+// b[7]=0: LeakThreshold 100ms; b[8]=0: AcquireTimeout 40ms; b[9]=1:
+// DisableOutageMode; b[10] = 1, 2: CheckOnAcquire on every hand-out, or for
+// connections idle 20ms; b[11] unused (always 0 from modelScript).
 // Context kinds for opAcquire's second byte: 0 cancelled, 1 short (a third
 // byte: its ms), 2 long, 3 no deadline.
 var modelFuzzSeeds = [][]byte{
@@ -245,19 +298,49 @@ type modelConn struct {
 	closes atomic.Int32
 	// holder is the model's client number + 1 while the model holds it, 0
 	// otherwise. Set after Acquire returns and cleared before Release, so the
-	// pool must never check or close a connection while it is set.
+	// pool must never close a connection while it is set (but Close's
+	// deadline and an expired check may: see heldCloseOK).
 	holder atomic.Int32
+	// hijacked is set once the model hijacked it: the pool must never touch
+	// it again.
+	hijacked atomic.Bool
+	// checking is set while a Check runs on it.
+	checking atomic.Int32
 }
 
+// Fault modes of a callback.
+const (
+	faultNone  int32 = iota
+	faultPanic       // the callback panics
+	faultHang        // the callback ignores its context and blocks until opUnhang
+	numFaults
+)
+
+var faultNames = [...]string{"none", "panic", "hang"}
+
 // modelBackend dials modelConns, can refuse dials ("down"), can fail health
-// checks, and records every problem it sees from inside the pool's goroutines.
+// checks, can make Dial, Check and Close panic or hang, counts what a server
+// would see, and records every problem it sees from inside the pool's
+// goroutines.
 type modelBackend struct {
 	down, checkFail atomic.Bool
-	// heldCloseOK is set while Close may legitimately close held connections
-	// (its deadline passes with holders left).
+	// heldCloseOK is set while the pool may legitimately close held
+	// connections: Close's deadline passed with holders left.
 	heldCloseOK atomic.Bool
+	// dialFault, checkFault, closeFault are the fault modes of the three
+	// callbacks.
+	dialFault, checkFault, closeFault atomic.Int32
+
+	// count is what the server sees: connections from dial start until their
+	// Close returned (a failed dial leaves when it returns); hijacked ones
+	// until the model closes them. allowed is the most the pool may have
+	// when a dial starts; the model sets it around Resize.
+	count, allowed atomic.Int64
+	// hung counts callbacks blocked on the hang gate now.
+	hungDials, hungChecks, hungCloses atomic.Int64
 
 	mu       sync.Mutex
+	gate     chan struct{} // hanging callbacks wait for it to close
 	conns    []*modelConn
 	problems []string
 }
@@ -273,11 +356,45 @@ func (b *modelBackend) problem(format string, args ...any) {
 	b.problems = append(b.problems, fmt.Sprintf(format, args...))
 }
 
+// hangGate returns the channel a hanging callback waits on now.
+func (b *modelBackend) hangGate() chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gate == nil {
+		b.gate = make(chan struct{})
+	}
+	return b.gate
+}
+
+// unhang lets every hanging callback return; later ones hang on a new gate.
+func (b *modelBackend) unhang() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gate != nil {
+		close(b.gate)
+		b.gate = nil
+	}
+}
+
 func (b *modelBackend) dial(ctx context.Context) (*modelConn, error) {
+	if n, max := b.count.Add(1), b.allowed.Load(); max > 0 && n > max {
+		b.problem("invariant 1: a dial started with %d connections at the backend, max %d", n, max)
+	}
+	switch b.dialFault.Load() {
+	case faultPanic:
+		b.count.Add(-1)
+		panic("model dial: boom")
+	case faultHang:
+		b.hungDials.Add(1)
+		<-b.hangGate() // ignores ctx
+		b.hungDials.Add(-1)
+	}
 	if b.down.Load() {
+		b.count.Add(-1)
 		return nil, errModelDown
 	}
 	if err := ctx.Err(); err != nil {
+		b.count.Add(-1)
 		return nil, err
 	}
 	b.mu.Lock()
@@ -292,26 +409,60 @@ func (b *modelBackend) close(c *modelConn) error {
 		b.problem("Close called with a nil connection (a failed dial's value?)")
 		return nil
 	}
+	if c.hijacked.Load() {
+		b.problem("conn #%d closed by the pool after it was hijacked", c.serial)
+	}
 	if n := c.closes.Add(1); n > 1 {
 		b.problem("conn #%d closed %d times", c.serial, n)
 	}
 	if h := c.holder.Load(); h != 0 && !b.heldCloseOK.Load() {
 		b.problem("conn #%d closed while client %d holds it", c.serial, h-1)
 	}
+	switch b.closeFault.Load() {
+	case faultPanic:
+		b.count.Add(-1) // closed at the server, then the callback panics
+		panic("model close: boom")
+	case faultHang:
+		b.hungCloses.Add(1)
+		<-b.hangGate()
+		b.hungCloses.Add(-1)
+	}
+	b.count.Add(-1)
 	return nil
 }
 
-func (b *modelBackend) check(_ context.Context, c *modelConn) error {
+func (b *modelBackend) check(ctx context.Context, c *modelConn) error {
+	c.checking.Add(1)
+	defer c.checking.Add(-1)
 	if h := c.holder.Load(); h != 0 {
 		b.problem("conn #%d health-checked while client %d holds it", c.serial, h-1)
 	}
+	if c.hijacked.Load() {
+		b.problem("conn #%d health-checked after it was hijacked", c.serial)
+	}
 	if c.closes.Load() != 0 {
 		b.problem("conn #%d health-checked after it was closed", c.serial)
+	}
+	switch b.checkFault.Load() {
+	case faultPanic:
+		panic("model check: boom")
+	case faultHang:
+		b.hungChecks.Add(1)
+		<-b.hangGate() // ignores ctx
+		b.hungChecks.Add(-1)
 	}
 	if b.checkFail.Load() {
 		return errModelCheck
 	}
 	return nil
+}
+
+func (b *modelBackend) faulty() bool {
+	return b.dialFault.Load()|b.checkFault.Load()|b.closeFault.Load() != faultNone
+}
+
+func (b *modelBackend) hung() int64 {
+	return b.hungDials.Load() + b.hungChecks.Load() + b.hungCloses.Load()
 }
 
 func (b *modelBackend) snapshot() (conns []*modelConn, problems []string) {
@@ -360,7 +511,16 @@ type modelPending struct {
 	start        time.Time
 	downAtStart  bool
 	flipsAtStart int
-	res          chan modelResult
+	// checks failed (or panicked or hung) when it started, and the number
+	// of times they started failing then
+	checkBadAtStart   bool
+	checkFlipsAtStart int
+	res               chan modelResult
+}
+
+// checksFailedDuring reports whether checks failed at some point while w ran.
+func (w *modelPending) checksFailedDuring(r *modelRun) bool {
+	return w.checkBadAtStart || r.checkFlips != w.checkFlipsAtStart
 }
 
 // modelRun is one pool under test and the model of it.
@@ -387,10 +547,16 @@ type modelRun struct {
 	acquired     int64 // successful Acquire and TryAcquire calls
 
 	// Backend history, for what the pool may answer.
-	downFlips int       // transitions to down
+	downFlips  int // transitions to dials failing
+	checkFlips int // transitions to checks failing
 	lastUpAt  time.Time // when the backend last came back up
 	dialErrs  int64     // Stats.DialErrors last seen
 	dialErrAt time.Time // when dialErrs last grew (at or after the failure)
+
+	// resetDoomed are the connections alive at a Reset: never handed out
+	// again, closed as soon as nobody holds them.
+	resetDoomed []*modelConn
+	hijacked    int // connections hijacked (and closed by the model)
 
 	trace   []string
 	step    int
@@ -398,6 +564,7 @@ type modelRun struct {
 }
 
 func runModel(t *testing.T, src modelSource, repro string) {
+	modelTrace.reset()
 	r := &modelRun{t: t, src: src, repro: repro, b: new(modelBackend),
 		ids: map[uint64]*modelConn{}, connIDs: map[*modelConn]uint64{}}
 	r.cfg = r.config()
@@ -417,8 +584,10 @@ func runModel(t *testing.T, src modelSource, repro string) {
 		r.opClose(src.intn(3))
 		r.settle()
 	}
+	r.heal()
+	r.settle()
 	// A few operations on the closed pool.
-	for _, op := range []byte{opAcquire, opTryAcquire, opRelease, opMisuse, opResize, opAdvance, opClose} {
+	for _, op := range []byte{opAcquire, opTryAcquire, opRelease, opMisuse, opResize, opAdvance, opReset, opDialIdle, opClose} {
 		r.step++
 		r.do(op)
 		r.settle()
@@ -465,17 +634,29 @@ func (r *modelRun) config() tidepool.Config[*modelConn] {
 	if r.src.intn(3) == 0 {
 		cfg.AcquireTimeout = 40 * time.Millisecond
 	}
+	cfg.DisableOutageMode = r.src.intn(4) == 1
+	switch r.src.intn(4) {
+	case 1:
+		cfg.CheckOnAcquire = true
+	case 2:
+		cfg.CheckOnAcquire, cfg.CheckOnAcquireIdle = true, 20*time.Millisecond
+	}
+	r.src.intn(2) // reserved
+	cfg.DialTimeout = modelDialTimeout
 	core, logs := observer.New(zapcore.InfoLevel)
 	cfg.Logger = zap.New(core)
 	r.logs = logs
 	r.min, r.max = cfg.MinIdle, cfg.MaxSize
+	r.b.allowed.Store(int64(cfg.MaxSize))
 	return cfg
 }
 
 func (r *modelRun) describeConfig() string {
 	c := r.cfg
-	return fmt.Sprintf("MaxSize=%d MinIdle=%d MaxIdle=%d MaxLifetime=%v MaxIdleTime=%v LeakThreshold=%v AcquireTimeout=%v Check=%v",
-		c.MaxSize, c.MinIdle, c.MaxIdle, c.MaxLifetime, c.MaxIdleTime, c.LeakThreshold, c.AcquireTimeout, c.Check != nil)
+	return fmt.Sprintf("MaxSize=%d MinIdle=%d MaxIdle=%d MaxLifetime=%v MaxIdleTime=%v LeakThreshold=%v AcquireTimeout=%v "+
+		"DisableOutageMode=%v CheckOnAcquire=%v(idle %v)",
+		c.MaxSize, c.MinIdle, c.MaxIdle, c.MaxLifetime, c.MaxIdleTime, c.LeakThreshold, c.AcquireTimeout,
+		c.DisableOutageMode, c.CheckOnAcquire, c.CheckOnAcquireIdle)
 }
 
 func (r *modelRun) note(format string, args ...any) {
@@ -484,7 +665,9 @@ func (r *modelRun) note(format string, args ...any) {
 		copy(r.trace, r.trace[1:])
 		r.trace = r.trace[:keep-1]
 	}
-	r.trace = append(r.trace, fmt.Sprintf("%3d %s", r.step, fmt.Sprintf(format, args...)))
+	line := fmt.Sprintf("%3d %s", r.step, fmt.Sprintf(format, args...))
+	r.trace = append(r.trace, line)
+	modelTrace.add(line)
 }
 
 // fatalf reports a violated expectation with the reproduction hint and the
@@ -496,6 +679,7 @@ func (r *modelRun) fatalf(format string, args ...any) {
 		strings.Join(r.trace, "\n  "))
 	if !r.failing {
 		r.failing = true
+		r.heal()
 		for _, w := range r.pending {
 			w.cancel()
 		}
@@ -514,6 +698,9 @@ func (r *modelRun) fatalf(format string, args ...any) {
 func (r *modelRun) settle() {
 	r.t.Helper()
 	synctest.Wait()
+	// Dials the loop decided before a shrink have all started now: from here
+	// on, a dial must fit the max in force.
+	r.b.allowed.Store(int64(r.max))
 	r.harvest()
 	r.check()
 }
@@ -537,7 +724,9 @@ func (r *modelRun) do(op byte) {
 	case opBackend:
 		r.setDown(!r.b.down.Load())
 	case opHealth:
+		was := r.checksBad()
 		r.b.checkFail.Store(!r.b.checkFail.Load())
+		r.checksBadChanged(was)
 		r.note("health checks failing=%v", r.b.checkFail.Load())
 	case opAdvance, opAdvance2:
 		r.opAdvance([]time.Duration{time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond,
@@ -553,20 +742,168 @@ func (r *modelRun) do(op byte) {
 			return
 		}
 		r.opClose(r.src.intn(3))
+	case opReset:
+		r.opReset()
+	case opHijack:
+		r.opHijack(r.src.intn(8))
+	case opDialIdle:
+		r.opDialIdle()
+	case opFault:
+		r.opFault(r.src.intn(3), int32(r.src.intn(int(numFaults))))
+	case opUnhang:
+		r.note("unhang")
+		r.b.unhang()
 	}
+}
+
+// opReset resets the pool: every connection alive now is retired, idle ones
+// at once, held ones on release; none of them is handed out again.
+func (r *modelRun) opReset() {
+	conns, _ := r.b.snapshot()
+	r.p.Reset()
+	r.note("Reset")
+	if r.closing {
+		return
+	}
+	for _, c := range conns {
+		if c.closes.Load() == 0 && !c.hijacked.Load() {
+			r.resetDoomed = append(r.resetDoomed, c)
+		}
+	}
+}
+
+// opHijack takes the i-th held connection out of the pool; the model closes
+// it itself (the server stops seeing it).
+func (r *modelRun) opHijack(i int) {
+	if len(r.held) == 0 {
+		return
+	}
+	hh := r.held[i%len(r.held)]
+	r.held = slices.DeleteFunc(r.held, func(o *modelHandle) bool { return o == hh })
+	// From the moment of the Hijack the connection is the caller's, not the
+	// pool's: the backend's count is the pool's share, so it leaves it now
+	// (the pool may dial its replacement at once).
+	ours := !hh.forced && hh.v.closes.Load() == 0
+	if ours {
+		hh.v.hijacked.Store(true)
+		r.b.count.Add(-1)
+		r.hijacked++
+	}
+	var v *modelConn
+	func() {
+		defer func() {
+			if e := recover(); e != nil {
+				r.fatalf("Hijack of a held handle panicked: %v", e)
+			}
+		}()
+		v = hh.h.Hijack()
+	}()
+	r.note("client %d: Hijack conn #%d (forced=%v)", hh.client, hh.v.serial, hh.forced)
+	if v != hh.v {
+		r.fatalf("Hijack returned conn #%d, want #%d", v.serial, hh.v.serial)
+	}
+	hh.v.holder.Store(0)
+	r.stale = append(r.stale, hh)
+	if len(r.stale) > modelMaxStale {
+		r.stale = r.stale[1:]
+	}
+}
+
+// opDialIdle dials one connection into the idle set.
+func (r *modelRun) opDialIdle() {
+	before := r.p.Stats()
+	start, downAtStart, flips := time.Now(), r.dialsFail(), r.downFlips
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := r.p.DialIdle(ctx)
+	cancel()
+	r.note("DialIdle with slots=%d max=%d = %v", before.Slots, before.MaxSize, err)
+	switch {
+	case r.closing:
+		if !errors.Is(err, tidepool.ErrClosed) {
+			r.fatalf("DialIdle after Close: %v, want ErrClosed", err)
+		}
+	case err == nil:
+		if before.Slots >= before.MaxSize {
+			r.fatalf("DialIdle dialed with %d slots taken of %d", before.Slots, before.MaxSize)
+		}
+	case errors.Is(err, tidepool.ErrExhausted):
+		if before.Slots < before.MaxSize {
+			r.fatalf("DialIdle: ErrExhausted with %d slots taken of %d", before.Slots, before.MaxSize)
+		}
+	case errors.Is(err, tidepool.ErrDial):
+		if !r.dialErrAllowed(start, downAtStart, flips) {
+			r.fatalf("DialIdle: %v with dials working", err)
+		}
+	default:
+		r.fatalf("DialIdle: unexpected error %v", err)
+	}
+}
+
+// opFault sets the fault mode of Dial (0), Check (1) or Close (2).
+func (r *modelRun) opFault(which int, mode int32) {
+	if which == 1 && mode == faultHang && r.cfg.CheckOnAcquire {
+		mode = faultPanic // a check on acquire that ignores its context holds up its caller
+	}
+	r.note("%s callback fault=%s", [...]string{"dial", "check", "close"}[which], faultNames[mode])
+	switch which {
+	case 0:
+		was := r.dialsFail()
+		r.b.dialFault.Store(mode)
+		r.dialsFailChanged(was)
+	case 1:
+		was := r.checksBad()
+		r.b.checkFault.Store(mode)
+		r.checksBadChanged(was)
+	default:
+		r.b.closeFault.Store(mode)
+	}
+}
+
+// heal turns every fault off and lets hanging callbacks return.
+func (r *modelRun) heal() {
+	was := r.dialsFail()
+	r.b.dialFault.Store(faultNone)
+	r.b.checkFault.Store(faultNone)
+	r.b.closeFault.Store(faultNone)
+	r.b.unhang()
+	r.dialsFailChanged(was)
 }
 
 func (r *modelRun) setDown(down bool) {
 	if r.b.down.Load() == down {
 		return
 	}
+	was := r.dialsFail()
 	r.b.down.Store(down)
-	if down {
+	r.dialsFailChanged(was)
+	r.note("backend down=%v", down)
+}
+
+// checksBad reports whether checks fail, panic or hang now.
+func (r *modelRun) checksBad() bool {
+	return r.b.checkFail.Load() || r.b.checkFault.Load() != faultNone
+}
+
+func (r *modelRun) checksBadChanged(was bool) {
+	if !was && r.checksBad() {
+		r.checkFlips++
+	}
+}
+
+// dialsFail reports whether dials fail now: the backend is down, or Dial
+// panics or hangs.
+func (r *modelRun) dialsFail() bool {
+	return r.b.down.Load() || r.b.dialFault.Load() != faultNone
+}
+
+// dialsFailChanged records a change of dialsFail from was.
+func (r *modelRun) dialsFailChanged(was bool) {
+	switch now := r.dialsFail(); {
+	case now && !was:
 		r.downFlips++
-	} else {
+	case was && !now:
 		r.lastUpAt = time.Now()
 	}
-	r.note("backend down=%v", down)
 }
 
 func (r *modelRun) acquireCtx(kind modelCtxKind) (context.Context, context.CancelFunc) {
@@ -601,18 +938,22 @@ func (r *modelRun) opAcquire(client int, kind modelCtxKind) {
 		return
 	}
 	if kind == ctxCancelled {
+		// A context that is done already: its error at once, and no
+		// connection taken (as database/sql does).
 		before := r.p.Stats()
 		ctx, cancel := r.acquireCtx(kind)
 		h, err := r.p.Acquire(ctx)
 		cancel()
 		r.note("client %d: Acquire(cancelled ctx) with %d idle = %v", client, before.Idle, err)
-		switch {
-		case err == nil:
+		if err == nil {
 			r.took(h, client, "Acquire(cancelled ctx)")
-		case before.Idle > 0:
-			r.fatalf("Acquire with a cancelled context failed (%v) although %d connections were idle: the fast path must take one", err, before.Idle)
-		case !errors.Is(err, context.Canceled):
-			r.fatalf("Acquire with a cancelled context and nothing idle: %v, want context.Canceled", err)
+			r.fatalf("Acquire with a cancelled context handed out a connection")
+		}
+		if !errors.Is(err, context.Canceled) {
+			r.fatalf("Acquire with a cancelled context: %v, want context.Canceled", err)
+		}
+		if after := r.p.Stats(); after.Acquires != before.Acquires {
+			r.fatalf("Acquire with a cancelled context counted a hand-out")
 		}
 		return
 	}
@@ -624,7 +965,8 @@ func (r *modelRun) opAcquire(client int, kind modelCtxKind) {
 	ctx, cancel := r.acquireCtx(kind)
 	r.nPending++
 	w := &modelPending{n: r.nPending, client: client, kind: kind, ctx: ctx, cancel: cancel,
-		start: time.Now(), downAtStart: r.b.down.Load(), flipsAtStart: r.downFlips,
+		start: time.Now(), downAtStart: r.dialsFail(), flipsAtStart: r.downFlips,
+		checkBadAtStart: r.checksBad(), checkFlipsAtStart: r.checkFlips,
 		res: make(chan modelResult, 1)}
 	r.pending = append(r.pending, w)
 	r.note("client %d: Acquire#%d(%s ctx) started", client, w.n, ctxKindNames[kind])
@@ -671,8 +1013,9 @@ func (r *modelRun) finished(w *modelPending, res modelResult) {
 			r.fatalf("Acquire#%d: %v after only %v", w.n, err, d)
 		}
 	case errors.Is(err, tidepool.ErrDial):
-		if !errors.Is(err, errModelDown) {
-			r.fatalf("Acquire#%d: %v does not wrap the dial's own error", w.n, err)
+		var ce *tidepool.CallbackError
+		if !errors.Is(err, errModelDown) && !errors.As(err, &ce) {
+			r.fatalf("Acquire#%d: %v wraps neither the dial's own error nor a panicked or timed-out dial", w.n, err)
 		}
 		if !r.dialErrAllowed(w.start, w.downAtStart, w.flipsAtStart) {
 			r.fatalf("Acquire#%d: %v, but the backend was up since %v before it started", w.n, err, w.start.Sub(r.lastUpAt))
@@ -680,6 +1023,12 @@ func (r *modelRun) finished(w *modelPending, res modelResult) {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		if w.ctx.Err() == nil || !errors.Is(err, w.ctx.Err()) {
 			r.fatalf("Acquire#%d: %v, but its context is %v", w.n, err, w.ctx.Err())
+		}
+	case errors.Is(err, tidepool.ErrTooManyWaiters):
+		r.fatalf("Acquire#%d: %v without MaxWaiters", w.n, err)
+	case strings.Contains(err.Error(), "a new connection failed its check"):
+		if !r.cfg.CheckOnAcquire || (!r.b.checkFail.Load() && r.b.checkFault.Load() == faultNone && !w.checksFailedDuring(r)) {
+			r.fatalf("Acquire#%d: %v, but checks do not fail", w.n, err)
 		}
 	default:
 		r.fatalf("Acquire#%d: unexpected error %v", w.n, err)
@@ -690,7 +1039,7 @@ func (r *modelRun) finished(w *modelPending, res modelResult) {
 // ErrDial: the backend was down at some point while it ran, or came back up so
 // recently that the pool may still be backing off.
 func (r *modelRun) dialErrAllowed(start time.Time, downAtStart bool, flipsAtStart int) bool {
-	return downAtStart || r.downFlips != flipsAtStart || r.b.down.Load() ||
+	return downAtStart || r.downFlips != flipsAtStart || r.dialsFail() ||
 		(!r.lastUpAt.IsZero() && start.Sub(r.lastUpAt) <= modelBackoffWindow)
 }
 
@@ -716,6 +1065,9 @@ func (r *modelRun) took(h tidepool.Conn[*modelConn], client int, what string) {
 	if n := v.closes.Load(); n != 0 {
 		r.fatalf("%s: handed out conn #%d (id %d) which was closed %d times", what, v.serial, h.ID(), n)
 	}
+	if slices.Contains(r.resetDoomed, v) {
+		r.fatalf("%s: handed out conn #%d (id %d), which a Reset retired", what, v.serial, h.ID())
+	}
 	for _, o := range r.held {
 		if o.v == v {
 			r.fatalf("%s: handed conn #%d (id %d) to client %d while client %d holds it", what, v.serial, h.ID(), client, o.client)
@@ -736,38 +1088,33 @@ func (r *modelRun) took(h tidepool.Conn[*modelConn], client int, what string) {
 }
 
 func (r *modelRun) opTryAcquire() {
+	if r.cfg.CheckOnAcquire && r.b.checkFault.Load() == faultHang {
+		return // a check on acquire that ignores its context holds up its caller
+	}
 	before := r.p.Stats()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	start, downAtStart, flips := time.Now(), r.b.down.Load(), r.downFlips
-	h, err := r.p.TryAcquire(ctx)
-	cancel()
-	r.note("TryAcquire with idle=%d total=%d max=%d = %v", before.Idle, before.Total, before.MaxSize, err)
+	h, err := r.p.TryAcquire(context.Background())
+	r.note("TryAcquire with idle=%d slots=%d max=%d = %v", before.Idle, before.Slots, before.MaxSize, err)
 	switch {
-	case r.closed:
+	case r.closing:
 		if !errors.Is(err, tidepool.ErrClosed) {
 			r.fatalf("TryAcquire after Close: %v, want ErrClosed", err)
 		}
 	case err == nil:
-		if before.Idle == 0 && before.Total >= before.MaxSize {
-			r.fatalf("TryAcquire succeeded with nothing idle and the pool at its max")
+		if before.Idle == 0 {
+			r.fatalf("TryAcquire handed out a connection with nothing idle: it must never wait for a dial")
 		}
 		r.took(h, 0, "TryAcquire")
-	case before.Idle > 0:
-		r.fatalf("TryAcquire failed (%v) although %d connections were idle", err, before.Idle)
 	case errors.Is(err, tidepool.ErrExhausted):
-		if before.Total < before.MaxSize {
-			r.fatalf("TryAcquire: ErrExhausted with total %d below max %d", before.Total, before.MaxSize)
+		// Only when nothing idle was fit to hand out: none idle, or the
+		// idle ones failed their check on acquire.
+		checksFail := r.cfg.CheckOnAcquire && (r.b.checkFail.Load() || r.b.checkFault.Load() != faultNone)
+		if before.Idle > 0 && !checksFail {
+			r.fatalf("TryAcquire: ErrExhausted although %d connections were idle", before.Idle)
 		}
-	case before.Total >= before.MaxSize:
-		r.fatalf("TryAcquire at max with nothing idle: %v, want ErrExhausted", err)
-	case errors.Is(err, tidepool.ErrDial):
-		if !r.dialErrAllowed(start, downAtStart, flips) {
-			r.fatalf("TryAcquire: %v with the backend up", err)
+	case strings.Contains(err.Error(), "a new connection failed its check"):
+		if !r.cfg.CheckOnAcquire || !r.checksBad() {
+			r.fatalf("TryAcquire: %v, but checks do not fail", err)
 		}
-	case errors.Is(err, context.DeadlineExceeded) && len(r.pending) > 0:
-		// The pool had room, so TryAcquire waited; but waiters are served in
-		// arrival order and the connection dialed for it went to an older
-		// waiter, which filled the pool. It then waits for a release.
 	default:
 		r.fatalf("TryAcquire: unexpected error %v", err)
 	}
@@ -842,7 +1189,12 @@ func (r *modelRun) opMisuse(i, verb int) {
 func (r *modelRun) opResize(min, max int) {
 	valid := max >= 1 && max <= modelSizeCeiling && min >= 0 && min <= max
 	before := r.p.Stats()
+	if valid && !r.closing {
+		// While the loop adopts the bounds, a dial may start under either.
+		r.b.allowed.Store(int64(maxInt(r.max, max)))
+	}
 	err := r.p.Resize(min, max)
+
 	r.note("Resize(%d, %d) = %v", min, max, err)
 	switch {
 	case !valid:
@@ -876,12 +1228,19 @@ func (r *modelRun) opResize(min, max int) {
 	}
 }
 
+func maxInt(a, b int) int {
+	if a > b {
+		return a
+	}
+	return b
+}
+
 func (r *modelRun) opAdvance(d time.Duration) {
 	r.note("advance %v", d)
 	time.Sleep(d)
 	synctest.Wait()
 	r.harvest()
-	if r.closed || r.b.down.Load() || d < 2*modelTick || time.Since(r.dialErrAt) <= modelBackoffWindow+d {
+	if r.closed || r.dialsFail() || r.b.hung() > 0 || d < 2*modelTick || time.Since(r.dialErrAt) <= modelBackoffWindow+d {
 		return
 	}
 	// After at least one maintenance pass with the backend up and no backoff,
@@ -890,9 +1249,9 @@ func (r *modelRun) opAdvance(d time.Duration) {
 	if r.observeDialErrors(st) {
 		return
 	}
-	if st.Idle < st.MinIdle && st.Total < st.MaxSize {
-		r.fatalf("after %v with the backend up: %d idle, below MinIdle %d, with room (total %d < max %d)",
-			d, st.Idle, st.MinIdle, st.Total, st.MaxSize)
+	if st.Idle+st.Checking < st.MinIdle && st.Slots < st.MaxSize {
+		r.fatalf("after %v with the backend up: %d idle, below MinIdle %d, with room (slots %d < max %d)",
+			d, st.Idle+st.Checking, st.MinIdle, st.Slots, st.MaxSize)
 	}
 }
 
@@ -927,6 +1286,8 @@ func (r *modelRun) opQuiesce() {
 		return
 	}
 	r.note("quiesce")
+	r.heal()
+	r.b.checkFail.Store(false)
 	for _, w := range r.pending {
 		w.cancel()
 	}
@@ -951,9 +1312,10 @@ func (r *modelRun) opQuiesce() {
 		r.took(h, modelClients, "quiesce")
 	}
 	r.settle()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	h, err := r.p.TryAcquire(ctx)
-	cancel()
+	if st := r.p.Stats(); st.Slots != r.max {
+		r.fatalf("with all %d connections held, Slots = %d", r.max, st.Slots)
+	}
+	h, err := r.p.TryAcquire(context.Background())
 	if !errors.Is(err, tidepool.ErrExhausted) {
 		if err == nil {
 			r.took(h, modelClients, "TryAcquire at max")
@@ -1010,10 +1372,25 @@ func (r *modelRun) opClose(variant int) {
 	}
 	r.closing = true
 	ctx, cancel := context.WithTimeout(context.Background(), modelCloseDeadline)
+	start := time.Now()
 	err := r.p.Close(ctx)
+	took := time.Since(start)
 	cancel()
 	r.closed = true
-	r.note("Close = %v", err)
+	hung := r.b.hung()
+	r.note("Close = %v (took %v, %d callbacks hanging)", err, took, hung)
+	// Invariant 9: Close returns by its deadline (plus a short grace for the
+	// closes it forces), whatever callbacks do.
+	if took > modelCloseDeadline+100*time.Millisecond+time.Millisecond {
+		r.fatalf("Close took %v, its deadline was %v", took, modelCloseDeadline)
+	}
+	if hung > 0 {
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "still running") {
+			r.fatalf("Close with %d callbacks hanging: %v, want an error naming what is still running", hung, err)
+		}
+	}
+	// The hanging callbacks return now; their results are closed.
+	r.heal()
 	synctest.Wait()
 	switch {
 	case variant == 1 && len(held) > 0:
@@ -1023,7 +1400,7 @@ func (r *modelRun) opClose(variant int) {
 		for _, hh := range r.held {
 			hh.forced = true
 		}
-	case err != nil:
+	case err != nil && hung == 0:
 		r.fatalf("Close with every holder releasing before its deadline: %v", err)
 	default:
 		r.stale = append(r.stale, r.held...)
@@ -1038,33 +1415,42 @@ func (r *modelRun) opClose(variant int) {
 	}
 	conns, _ := r.b.snapshot()
 	r.dialsAtClose = len(conns)
-	// The log tells the same story: each connection dialed and retired once.
-	dialed, retired := map[uint64]int{}, map[uint64]int{}
+	// The log tells the same story: each connection dialed and then retired
+	// or hijacked once; a dial that returned after its timeout is retired
+	// (late_dial) without ever having been a pool connection.
+	dialed, retired, late := map[uint64]int{}, map[uint64]int{}, 0
 	for _, e := range r.logs.All() {
-		id, ok := e.ContextMap()["conn_id"].(uint64)
+		f := e.ContextMap()
+		id, ok := f["conn_id"].(uint64)
 		switch e.Message {
 		case "conn.dialed":
 			dialed[id]++
-		case "conn.retired":
+		case "conn.retired", "conn.hijacked":
+			if f["reason"] == "late_dial" {
+				late++
+				continue
+			}
 			retired[id]++
 		default:
 			continue
 		}
 		if !ok {
-			r.fatalf("log entry %q without a conn_id: %v", e.Message, e.ContextMap())
+			r.fatalf("log entry %q without a conn_id: %v", e.Message, f)
 		}
 	}
 	for id, n := range dialed {
 		if n != 1 || retired[id] != 1 {
-			r.fatalf("conn id %d: logged dialed %d times and retired %d times, want once each", id, n, retired[id])
+			r.fatalf("conn id %d: logged dialed %d times and retired or hijacked %d times, want once each", id, n, retired[id])
 		}
 	}
 	if len(retired) != len(dialed) {
-		r.fatalf("%d connections logged as retired but %d as dialed", len(retired), len(dialed))
+		r.fatalf("%d connections logged as retired or hijacked but %d as dialed", len(retired), len(dialed))
 	}
 	st := r.p.Stats()
-	if st.Dials != int64(len(dialed)) || st.Closed.Total() != int64(len(retired)) {
-		r.fatalf("Stats counts %d dials and %d closes, the log %d and %d", st.Dials, st.Closed.Total(), len(dialed), len(retired))
+	if st.Dials != int64(len(dialed)) || st.Closed.Total()-st.Closed.LateDial+st.Hijacked != int64(len(retired)) ||
+		st.Closed.LateDial != int64(late) {
+		r.fatalf("Stats counts %d dials, %d closes (%d late) and %d hijacked; the log %d dials, %d retired or hijacked, %d late",
+			st.Dials, st.Closed.Total(), st.Closed.LateDial, st.Hijacked, len(dialed), len(retired), late)
 	}
 	if n := r.logs.FilterMessage("pool.closed").Len(); n != 1 {
 		r.fatalf("%d pool.closed log entries, want 1", n)
@@ -1092,7 +1478,7 @@ func (r *modelRun) check() {
 	live := 0
 	for _, c := range conns {
 		switch n := c.closes.Load(); {
-		case n == 0:
+		case n == 0 && !c.hijacked.Load():
 			live++
 		case n > 1:
 			r.fatalf("conn #%d closed %d times", c.serial, n)
@@ -1103,10 +1489,26 @@ func (r *modelRun) check() {
 			r.fatalf("conn #%d held by client %d was closed under it", hh.v.serial, hh.client)
 		}
 	}
+	for _, c := range r.resetDoomed {
+		// Under check at the Reset: retired when the check ends (at
+		// HealthTimeout at the latest).
+		if c.closes.Load() == 0 && c.holder.Load() == 0 && !c.hijacked.Load() && c.checking.Load() == 0 {
+			r.fatalf("conn #%d was alive at a Reset, nobody holds it, and it is not closed", c.serial)
+		}
+	}
 	st := r.p.Stats()
 	if st.Acquires != r.acquired || st.WaitedAcquires > st.Acquires {
 		r.fatalf("Stats.Acquires %d (waited %d) on a settled pool; the model saw %d successful acquisitions",
 			st.Acquires, st.WaitedAcquires, r.acquired)
+	}
+	// Invariant 1, as the server sees it: every connection it sees is one
+	// slot of the pool's, from dial start to close return.
+	if n := r.b.count.Load(); int64(st.Slots) != n {
+		r.fatalf("Stats.Slots %d, but the backend sees %d connections (dialing %d, total %d, closing %d)",
+			st.Slots, n, st.Dialing, st.Total, st.Closing)
+	}
+	if st.Hijacked != int64(r.hijacked) {
+		r.fatalf("Stats.Hijacked %d, model hijacked %d", st.Hijacked, r.hijacked)
 	}
 	if r.closed {
 		if live != 0 {
@@ -1115,7 +1517,7 @@ func (r *modelRun) check() {
 		if len(conns) != r.dialsAtClose {
 			r.fatalf("%d connections dialed after Close returned", len(conns)-r.dialsAtClose)
 		}
-		if st.Total != 0 || st.Idle != 0 || st.InUse != 0 || st.Waiting != 0 || st.Dialing != 0 {
+		if st.Total != 0 || st.Idle != 0 || st.InUse != 0 || st.Waiting != 0 || st.Dialing != 0 || st.Slots != 0 {
 			r.fatalf("closed pool reports live connections or waiters: %+v", st)
 		}
 		return
@@ -1130,10 +1532,12 @@ func (r *modelRun) check() {
 	switch {
 	case st.MaxSize != r.max || st.MinIdle != r.min:
 		r.fatalf("Stats bounds [%d, %d], model [%d, %d]", st.MinIdle, st.MaxSize, r.min, r.max)
-	case st.Dialing != 0:
-		r.fatalf("%d dials in flight on a settled pool (dials are instant)", st.Dialing)
+	case int64(st.Dialing) != r.b.hungDials.Load():
+		r.fatalf("%d dials in flight on a settled pool, %d of them hanging (other dials are instant)", st.Dialing, r.b.hungDials.Load())
+	case int64(st.Closing) != r.b.hungCloses.Load():
+		r.fatalf("%d closes in flight on a settled pool, %d of them hanging", st.Closing, r.b.hungCloses.Load())
 	case st.Total != live:
-		r.fatalf("Stats.Total %d, but %d dialed connections are not closed", st.Total, live)
+		r.fatalf("Stats.Total %d, but %d dialed connections are neither closed nor hijacked", st.Total, live)
 	case live > r.max+exempt:
 		r.fatalf("invariant 1: %d live connections, max %d, only %d held since a shrink", live, r.max, exempt)
 	case st.PendingShrink > exempt:
@@ -1142,29 +1546,32 @@ func (r *modelRun) check() {
 		r.fatalf("Stats.InUse %d, model holds %d", st.InUse, len(r.held))
 	case len(r.p.InUse()) != len(r.held):
 		r.fatalf("InUse() lists %d connections, model holds %d", len(r.p.InUse()), len(r.held))
-	case st.Idle < 0 || st.Idle != st.Total-st.InUse:
-		r.fatalf("Stats.Idle %d with total %d and in use %d", st.Idle, st.Total, st.InUse)
+	case st.Idle < 0 || st.Idle+st.Checking != st.Total-st.InUse:
+		r.fatalf("Stats.Idle %d + Checking %d with total %d and in use %d", st.Idle, st.Checking, st.Total, st.InUse)
 	case st.Waiting != len(r.pending):
 		r.fatalf("Stats.Waiting %d, model has %d blocked Acquires", st.Waiting, len(r.pending))
 	}
 	if len(r.pending) == 0 {
 		return
 	}
-	// Invariant 4: nobody waits while a connection idles, nor while the pool
+	// Invariant 5: nobody waits while a connection idles, nor while the pool
 	// has room and could dial.
-	down := r.b.down.Load()
 	if st.Idle > 0 {
-		r.fatalf("invariant 4 (lost wake-up): %d Acquires wait while %d connections are idle", len(r.pending), st.Idle)
+		r.fatalf("invariant 5 (lost wake-up): %d Acquires wait while %d connections are idle", len(r.pending), st.Idle)
 	}
-	backingOff := r.dialErrs > 0 && time.Since(r.dialErrAt) <= modelBackoffWindow
-	if st.Total < st.MaxSize && !down && !backingOff {
-		r.fatalf("invariant 4: %d Acquires wait with room (total %d < max %d), the backend up and no backoff",
-			len(r.pending), st.Total, st.MaxSize)
+	backingOff := r.dialErrs > 0 && time.Since(r.dialErrAt) <= modelBackoffWindow+modelProbeEvery
+	if st.Slots < st.MaxSize && !r.dialsFail() && !backingOff && r.b.hung() == 0 {
+		r.fatalf("invariant 5: %d Acquires wait with room (slots %d < max %d), dials working and no backoff",
+			len(r.pending), st.Slots, st.MaxSize)
 	}
-	// Invariant 6: with the backend down and nothing live, Acquire fails at
-	// once instead of waiting.
-	if down && st.Total == 0 {
-		r.fatalf("invariant 6: %d Acquires wait with the backend down and no live connection", len(r.pending))
+	// Invariant 7: with dials failing and nothing live, an Acquire waits at
+	// most for the next probe (every 500ms while Acquires wait) and its dial.
+	if r.dialsFail() && st.Total == 0 {
+		for _, w := range r.pending {
+			if waited := time.Since(w.start); waited > modelProbeEvery+modelDialTimeout+modelBackoffWindow {
+				r.fatalf("invariant 7: Acquire#%d has waited %v with dials failing and nothing live", w.n, waited)
+			}
+		}
 	}
 }
 

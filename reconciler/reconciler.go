@@ -539,6 +539,9 @@ func (r *Reconciler[T]) handle(c command[T]) {
 		}
 		oldMin, oldMax := r.min, r.max
 		r.min, r.max = c.min, c.max
+		lo, hi := r.limits(time.Now())
+		r.G.Min.Store(int64(lo)) // before the reply: Stats shows what Resize adopted
+		r.G.Max.Store(int64(hi))
 		r.Stats.Resizes.Add(1)
 		r.resizing, r.resizeAt = true, time.Now()
 		r.log.Info(event.ResizeAdopted, zap.String("event", event.ResizeAdopted),
@@ -551,6 +554,9 @@ func (r *Reconciler[T]) handle(c command[T]) {
 			return
 		}
 		r.leaseMax, r.leaseUntil = c.max, c.until
+		lo, hi := r.limits(time.Now())
+		r.G.Min.Store(int64(lo))
+		r.G.Max.Store(int64(hi))
 		c.reply <- nil
 	case cmdRetire:
 		if c.owed {
