@@ -547,11 +547,11 @@ type modelRun struct {
 	acquired     int64 // successful Acquire and TryAcquire calls
 
 	// Backend history, for what the pool may answer.
-	downFlips  int // transitions to dials failing
-	checkFlips int // transitions to checks failing
-	lastUpAt  time.Time // when the backend last came back up
-	dialErrs  int64     // Stats.DialErrors last seen
-	dialErrAt time.Time // when dialErrs last grew (at or after the failure)
+	downFlips  int       // transitions to dials failing
+	checkFlips int       // transitions to checks failing
+	lastUpAt   time.Time // when the backend last came back up
+	dialErrs   int64     // Stats.DialErrors last seen
+	dialErrAt  time.Time // when dialErrs last grew (at or after the failure)
 
 	// resetDoomed are the connections alive at a Reset: never handed out
 	// again, closed as soon as nobody holds them.
