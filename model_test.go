@@ -1187,7 +1187,7 @@ func (r *modelRun) opMisuse(i, verb int) {
 }
 
 func (r *modelRun) opResize(min, max int) {
-	valid := max >= 1 && max <= modelSizeCeiling && min >= 0 && min <= max
+	valid := max >= 0 && max <= modelSizeCeiling && min >= 0 && min <= max
 	before := r.p.Stats()
 	if valid && !r.closing {
 		// While the loop adopts the bounds, a dial may start under either.

@@ -171,8 +171,9 @@ func probeEvery[T any](cfg Config[T]) time.Duration {
 func (p *Pool[T]) Name() string { return p.cfg.Name }
 
 // Resize sets new bounds: min idle connections kept warm, max connections in
-// all (dialing, idle, in use and closing). It returns once the reconcile loop
-// has adopted them. Growing dials at once for Acquires already waiting;
+// all (dialing, idle, in use and closing). A max of 0 holds nothing: the pool
+// dials nothing and Acquires wait (for a later Resize) until their deadline.
+// It returns once the reconcile loop has adopted them. Growing dials at once for Acquires already waiting;
 // shrinking closes idle connections at once and in-use ones as they are
 // released (Stats.PendingShrink counts those). Bad bounds return an error
 // wrapping ErrInvalidResize that names them, and change nothing; after Close,
@@ -193,8 +194,8 @@ func (p *Pool[T]) Resize(min, max int) error {
 
 func (p *Pool[T]) checkBounds(min, max int) error {
 	switch {
-	case max < 1 || max > p.cfg.SizeCeiling:
-		return fmt.Errorf("%w: max = %d: must be in [1, SizeCeiling=%d]", ErrInvalidResize, max, p.cfg.SizeCeiling)
+	case max < 0 || max > p.cfg.SizeCeiling:
+		return fmt.Errorf("%w: max = %d: must be in [0, SizeCeiling=%d]", ErrInvalidResize, max, p.cfg.SizeCeiling)
 	case min < 0 || min > max:
 		return fmt.Errorf("%w: min = %d: must be in [0, max=%d]", ErrInvalidResize, min, max)
 	}
@@ -240,7 +241,7 @@ func (p *Pool[T]) ResizeWait(ctx context.Context, min, max int) error {
 // or changes it; a zero until cancels it. It is the fence of a coordinator
 // that hands out connection budgets (package fleet): a process whose
 // coordinator cannot reach it (or that was frozen) falls back by itself, on
-// the monotonic clock. max must be in [1, SizeCeiling].
+// the monotonic clock. max must be in [0, SizeCeiling].
 func (p *Pool[T]) Lease(max int, until time.Time) error {
 	if err := p.checkBounds(0, max); err != nil {
 		return err

@@ -569,7 +569,8 @@ func TestInvalidResizeIsRefusedAndChangesNothing(t *testing.T) {
 		min, max int
 		want     string
 	}{
-		{0, 0, "max = 0"}, {0, -3, "max = -3"}, {0, 17, "max = 17"}, {-1, 4, "min = -1"}, {5, 4, "min = 5"},
+		{0, -1, "max = -1"}, {0, -3, "max = -3"}, {0, 17, "max = 17"}, {-1, 4, "min = -1"}, {5, 4, "min = 5"},
+		{1, 0, "min = 1"},
 	} {
 		err := p.Resize(tc.min, tc.max)
 		if !errors.Is(err, tidepool.ErrInvalidResize) || !strings.Contains(err.Error(), tc.want) {
@@ -580,6 +581,42 @@ func TestInvalidResizeIsRefusedAndChangesNothing(t *testing.T) {
 	if after.MaxSize != before.MaxSize || after.MinIdle != before.MinIdle || after.Resizes != 0 {
 		t.Fatalf("refused resizes changed the pool: %+v -> %+v", before, after)
 	}
+}
+
+// Resize(0, 0) is a pool that holds nothing: idle connections close, nothing
+// is dialed, Acquires wait; a grow serves them.
+func TestResizeToZeroHoldsNothingUntilItGrows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, p := poolOfSize(t, 2)
+		mustAcquire(t, p).Release()
+		if err := p.Resize(0, 0); err != nil {
+			t.Fatalf("Resize(0, 0): %v", err)
+		}
+		synctest.Wait()
+		if s := p.Stats(); s.Slots != 0 || s.MaxSize != 0 || b.live() != 0 {
+			t.Fatalf("after Resize(0, 0): slots=%d max=%d backend=%d, want 0 0 0", s.Slots, s.MaxSize, b.live())
+		}
+		got := make(chan error, 1)
+		go func() {
+			h, err := p.Acquire(context.Background())
+			if err == nil {
+				h.Release()
+			}
+			got <- err
+		}()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if n := b.dials.Load(); n != 1 {
+			t.Fatalf("a pool of max 0 dialed: %d dials", n)
+		}
+		if err := p.Resize(0, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-got; err != nil {
+			t.Fatalf("Acquire waiting through max 0 and a grow: %v", err)
+		}
+		closePool(t, p)
+	})
 }
 
 func TestNewFailsWithDialErrorWhenWarmingFails(t *testing.T) {

@@ -242,8 +242,7 @@ func TestResizeThePoolRefusesIs422WithThePoolsErrorAndChangesNothing(t *testing.
 		{"min above max", `{"min": 5, "max": 3}`, prefix + "min = 5: must be in [0, max=3]"},
 		{"min alone above current max", `{"min": 9}`, prefix + "min = 9: must be in [0, max=4] (max not given: kept at its current 4)"},
 		{"max alone below current min", `{"max": 1}`, prefix + "min = 2: must be in [0, max=1] (min not given: kept at its current 2)"},
-		{"zero max", `{"min": 0, "max": 0}`, prefix + "max = 0: must be in [1, SizeCeiling=16]"},
-		{"above ceiling", `{"max": 17}`, prefix + "max = 17: must be in [1, SizeCeiling=16]"},
+		{"above ceiling", `{"max": 17}`, prefix + "max = 17: must be in [0, SizeCeiling=16]"},
 	})
 }
 

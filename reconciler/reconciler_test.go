@@ -3,6 +3,8 @@ package reconciler_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,16 +181,26 @@ func start(t *testing.T, cfg reconciler.Config, f *fake) *rig {
 	return &rig{fake: f, r: r, reg: reg, logs: logs}
 }
 
-// stop closes the loop and waits for it, releasing held connections first.
+// stop closes the loop and waits for it, retiring the held connections as
+// their holders would release them during Close.
 func (g *rig) stop(t *testing.T) {
 	t.Helper()
+	g.r.Close(errors.New("closed"))
 	for _, c := range g.takeHeld() {
 		if c.Retire(1) {
 			g.r.Retire(c, conn.ReasonClose, nil, false)
 		}
 	}
-	g.r.Close(errors.New("closed"))
-	<-g.r.Done()
+	select {
+	case <-g.r.Done():
+	case <-time.After(time.Hour):
+		var lines []string
+		for _, e := range g.logs.All() {
+			lines = append(lines, fmt.Sprint(e.Message, e.ContextMap()))
+		}
+		t.Fatalf("loop did not exit: open=%d dialing=%d closing=%d held=%d dials=%d\n%s", g.r.G.Open.Load(), g.r.G.Dialing.Load(),
+			g.r.G.Closing.Load(), len(g.takeHeld()), g.dials.Load(), strings.Join(lines, "\n"))
+	}
 	if n := g.backend.Load(); n != 0 {
 		t.Errorf("after Close the backend still sees %d connections", n)
 	}

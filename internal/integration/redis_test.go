@@ -17,6 +17,7 @@ import (
 	"github.com/tidepool-go/tidepool"
 	"github.com/tidepool-go/tidepool/internal/redistest"
 	"github.com/tidepool-go/tidepool/internal/resp"
+	"github.com/tidepool-go/tidepool/netconn"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -440,4 +441,59 @@ func TestMaxClientsRefusalSurfacesAsDialError(t *testing.T) {
 		t.Fatalf("PING: %v", err)
 	}
 	h.Release()
+}
+
+// A redis-server restarted under a pool of 8 idle connections (netconn.Config:
+// Alive as Check, checked on every hand-out; the default HealthInterval, so no
+// background check runs in the meantime): none of 100 Acquires that follow
+// hands out a dead connection. Each dead one is found by its peek, retired,
+// and the Acquire moves on.
+func TestNoDeadConnectionIsHandedOutAfterARedisRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := netconn.Config(netconn.Options{Address: srv.Addr()})
+	cfg.MinIdle, cfg.MaxSize = 8, 8
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := tidepool.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := p.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+	if s := p.Stats(); s.Idle != 8 {
+		t.Fatalf("warm pool has %d idle, want 8", s.Idle)
+	}
+	// Restart returns once the old process is gone (the kernel closed its
+	// sockets: on loopback the FINs are in our receive queues already) and
+	// the new one answers.
+	srv.Restart()
+	dead := 0
+	for i := range 100 {
+		h, err := p.Acquire(ctx)
+		if err != nil {
+			t.Fatalf("Acquire #%d after the restart: %v", i, err)
+		}
+		c := resp.NewConn(h.Value())
+		if err := c.Ping(ctx); err != nil {
+			dead++
+			if dead == 1 {
+				t.Errorf("Acquire #%d handed out a dead connection: PING: %v", i, err)
+			}
+			h.Destroy()
+			continue
+		}
+		h.Release()
+	}
+	if dead > 0 {
+		t.Fatalf("%d of 100 connections handed out after the restart were dead", dead)
+	}
+	s := p.Stats()
+	if s.AcquireCheckFailures < 8 || s.Closed.Health < 8 {
+		t.Fatalf("after the restart: %d checks on acquire failed, %d retired for health; want the 8 old ones found by their peek",
+			s.AcquireCheckFailures, s.Closed.Health)
+	}
+	t.Logf("after the restart: %d checks on acquire, %d failed; 0 dead connections handed out", s.AcquireChecks, s.AcquireCheckFailures)
 }
