@@ -435,6 +435,41 @@ func TestSlogLoggerThroughTheJSONHandler(t *testing.T) {
 	}
 }
 
+// How a 1.5 ms duration looks in each logger the docs list (README log
+// schema, docs/operations.md): the encoder or handler decides, not the pool.
+func TestDurationEncodingAsDocumented(t *testing.T) {
+	zapJSON := func(enc zapcore.DurationEncoder) func(io.Writer) *zap.Logger {
+		return func(w io.Writer) *zap.Logger {
+			cfg := zap.NewProductionEncoderConfig()
+			if enc != nil {
+				cfg.EncodeDuration = enc
+			}
+			return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(cfg), zapcore.AddSync(w), zapcore.InfoLevel))
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		log  func(io.Writer) *zap.Logger
+		want string
+	}{
+		{"zap production JSON", zapJSON(nil), `"took":0.0015`},
+		{"zap StringDurationEncoder", zapJSON(zapcore.StringDurationEncoder), `"took":"1.5ms"`},
+		{"zap NanosDurationEncoder", zapJSON(zapcore.NanosDurationEncoder), `"took":1500000`},
+		{"slog JSONHandler", func(w io.Writer) *zap.Logger {
+			return tidepool.SlogLogger(slog.New(slog.NewJSONHandler(w, nil)))
+		}, `"took":1500000`},
+		{"slog TextHandler", func(w io.Writer) *zap.Logger {
+			return tidepool.SlogLogger(slog.New(slog.NewTextHandler(w, nil)))
+		}, `took=1.5ms`},
+	} {
+		var buf bytes.Buffer
+		tc.log(&buf).Info("conn.dialed", zap.String("event", "conn.dialed"), zap.Duration("took", 1500*time.Microsecond))
+		if !strings.Contains(buf.String(), tc.want) {
+			t.Errorf("%s: %s, want %s", tc.name, strings.TrimSpace(buf.String()), tc.want)
+		}
+	}
+}
+
 // A level the handler does not enable costs one Enabled call: the entry never
 // reaches Handle and nothing allocates; the pool's debug event appears once
 // the handler's level is lowered at run time.
