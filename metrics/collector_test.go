@@ -445,9 +445,9 @@ func TestCollectorsOfDistinctPoolsShareARegistryButNamesMustDiffer(t *testing.T)
 // TestConnectionDetachedMidCheckIsNotCountedInUse: an Acquire that dequeues a
 // connection under a health check skips it (it becomes Detached, owned by its
 // watcher until the check ends). Stats documents Idle as "in the queue or under
-// a health check" and InUse as "held", and InUse() does not list it, but
-// Stats() counts it in use — so tidepool_connections{state="in_use"} says 2
-// while only 1 is held and GET /conns lists 1.
+// a health check" and InUse as "held", and InUse() does not list it, so the
+// detached connection counts as idle: tidepool_connections{state="in_use"}
+// says 1, as GET /conns lists 1. (It once said 2.)
 func TestConnectionDetachedMidCheckIsNotCountedInUse(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
