@@ -1566,7 +1566,7 @@ func (r *modelRun) check() {
 	}
 	// Invariant 7: with dials failing and nothing live, an Acquire waits at
 	// most for the next probe (every 500ms while Acquires wait) and its dial.
-	if r.dialsFail() && st.Total == 0 {
+	if r.dialsFail() && st.Total == 0 && st.MaxSize > 0 {
 		for _, w := range r.pending {
 			if waited := time.Since(w.start); waited > modelProbeEvery+modelDialTimeout+modelBackoffWindow {
 				r.fatalf("invariant 7: Acquire#%d has waited %v with dials failing and nothing live", w.n, waited)

@@ -26,8 +26,8 @@ type options struct {
 	readOnly bool
 }
 
-// ReadOnly makes the handler refuse POST /resize with 403 Forbidden, for
-// exposing the pool's numbers where nobody should change them.
+// ReadOnly makes the handler refuse POST /resize and POST /reset with 403
+// Forbidden, for exposing the pool's numbers where nobody should change them.
 func ReadOnly() Option { return func(o *options) { o.readOnly = true } }
 
 // Handler returns an http.Handler serving the routes listed in the package
@@ -39,7 +39,8 @@ func ReadOnly() Option { return func(o *options) { o.readOnly = true } }
 // service uses for its other operator endpoints, or use ReadOnly.
 //
 // Cost: GET /stats and GET /conns walk the pool's registry, O(connections),
-// without taking any lock that Acquire or Release take.
+// without taking any lock that Acquire or Release take. POST /reset costs one
+// Pool.Reset and one Stats.
 func Handler[T any](p *tidepool.Pool[T], opts ...Option) http.Handler {
 	return newHandler(p, opts...)
 }
@@ -49,6 +50,7 @@ type pool interface {
 	Stats() tidepool.Stats
 	InUse() []tidepool.HeldConn
 	Resize(min, max int) error
+	Reset()
 }
 
 func newHandler(p pool, opts ...Option) *handler {
@@ -82,8 +84,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if allow(w, r, http.MethodPost) {
 			h.resize(w, r)
 		}
+	case "/reset":
+		if allow(w, r, http.MethodPost) {
+			h.doReset(w)
+		}
 	default:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such path %q; try /stats, /conns or /resize", r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such path %q; try /stats, /conns, /resize or /reset", r.URL.Path))
 	}
 }
 
@@ -172,6 +178,19 @@ func (h *handler) resize(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+// doReset retires every connection of the pool (idle ones now, held ones on
+// release) and answers the Stats read after Reset returned. The request body,
+// if any, is ignored.
+func (h *handler) doReset(w http.ResponseWriter) {
+	switch {
+	case h.opts.readOnly:
+		writeError(w, http.StatusForbidden, "this admin handler is read-only; reset is disabled")
+	default:
+		h.p.Reset()
+		writeJSON(w, http.StatusOK, h.p.Stats())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -308,6 +309,7 @@ func TestWrongMethodIs405WithAllowHeader(t *testing.T) {
 		{http.MethodPut, "/resize", "POST"},
 		{http.MethodPost, "/stats", "GET, HEAD"},
 		{http.MethodDelete, "/conns", "GET, HEAD"},
+		{http.MethodGet, "/reset", "POST"},
 	} {
 		rec := do(h, tc.method, tc.path, "")
 		wantStatus(t, rec, http.StatusMethodNotAllowed)
@@ -379,4 +381,86 @@ func TestHandlerServesRealHTTPUnderAPrefix(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("HEAD /debug/pool/stats: status %d, want 200", resp.StatusCode)
 	}
+}
+
+// resettable is a pool with Reset: it counts the calls, and its Stats name
+// says how many resets came before the snapshot.
+type resettable struct {
+	pool
+	resets atomic.Int64
+}
+
+func (r *resettable) Reset() { r.resets.Add(1) }
+
+func (r *resettable) Stats() tidepool.Stats {
+	s := r.pool.Stats()
+	s.Name = fmt.Sprintf("after %d resets", r.resets.Load())
+	return s
+}
+
+func TestResetCallsThePoolsResetAndAnswersTheStatsAfterIt(t *testing.T) {
+	p := &resettable{pool: newPool(t, tidepool.Config[fakeConn]{MaxSize: 4})}
+	h := newHandler(p)
+	rec := do(h, http.MethodPost, "/reset", "")
+	wantStatus(t, rec, http.StatusOK)
+	if n := p.resets.Load(); n != 1 {
+		t.Fatalf("POST /reset called Reset %d times, want 1", n)
+	}
+	if s := decodeStats(t, rec); s.Name != "after 1 resets" || s.MaxSize != 4 {
+		t.Errorf("POST /reset answered %+v, want the Stats taken after the reset", s)
+	}
+	// A body is ignored, and a second reset is a second Reset.
+	wantStatus(t, do(h, http.MethodPost, "/reset", `{"why": "rotation"}`), http.StatusOK)
+	if n := p.resets.Load(); n != 2 {
+		t.Errorf("after two POST /reset, Reset called %d times, want 2", n)
+	}
+}
+
+func TestResetOnAReadOnlyHandlerIs403AndDoesNotReset(t *testing.T) {
+	p := &resettable{pool: newPool(t, tidepool.Config[fakeConn]{MaxSize: 4})}
+	rec := do(newHandler(p, ReadOnly()), http.MethodPost, "/reset", "")
+	wantStatus(t, rec, http.StatusForbidden)
+	if msg := errorText(t, rec); !strings.Contains(msg, "read-only") || !strings.Contains(msg, "reset") {
+		t.Errorf("error = %q, want it to say read-only and reset", msg)
+	}
+	if n := p.resets.Load(); n != 0 {
+		t.Errorf("a read-only handler called Reset %d times", n)
+	}
+}
+
+func TestResetWithTheWrongMethodIs405AndDoesNotReset(t *testing.T) {
+	p := &resettable{pool: newPool(t, tidepool.Config[fakeConn]{MaxSize: 4})}
+	h := newHandler(p)
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete} {
+		rec := do(h, m, "/reset", "")
+		wantStatus(t, rec, http.StatusMethodNotAllowed)
+		if a := rec.Header().Get("Allow"); a != "POST" {
+			t.Errorf("%s /reset: Allow = %q, want POST", m, a)
+		}
+	}
+	if n := p.resets.Load(); n != 0 {
+		t.Errorf("refused methods called Reset %d times", n)
+	}
+}
+
+// With a real *tidepool.Pool, POST /reset through admin.Handler retires the
+// idle connection and the answer counts the reset.
+func TestResetOfARealPoolRetiresItsIdleConnections(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPool(t, tidepool.Config[fakeConn]{MaxSize: 4})
+		acquire(t, p).Release()
+		synctest.Wait()
+		rec := do(Handler(p), http.MethodPost, "/reset", "")
+		wantStatus(t, rec, http.StatusOK)
+		var s struct {
+			Resets int64 `json:"resets"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil || s.Resets != 1 {
+			t.Errorf("POST /reset answered resets=%d (err %v), want 1: %s", s.Resets, err, rec.Body)
+		}
+		synctest.Wait()
+		if st := p.Stats(); st.Idle != 0 || st.Closed.Total() != 1 {
+			t.Errorf("after POST /reset: %d idle, %d retired; want 0 and 1", st.Idle, st.Closed.Total())
+		}
+	})
 }

@@ -74,8 +74,11 @@ tidepool_closed_total{pool="orders",reason="destroyed"} DESTROYED
 tidepool_closed_total{pool="orders",reason="excess_idle"} EXCESS
 tidepool_closed_total{pool="orders",reason="health"} HEALTH
 tidepool_closed_total{pool="orders",reason="idle"} IDLE
+tidepool_closed_total{pool="orders",reason="late_dial"} 0
 tidepool_closed_total{pool="orders",reason="lifetime"} LIFETIME
+tidepool_closed_total{pool="orders",reason="reset"} 0
 tidepool_closed_total{pool="orders",reason="shrink"} SHRINK
+tidepool_closed_total{pool="orders",reason="vetoed"} 0
 `)
 }
 
@@ -142,9 +145,10 @@ func TestCollectorExportsEveryStatsFieldFromAKnownState(t *testing.T) {
 		synctest.Wait()
 
 		compare(t, c, `
-# HELP tidepool_connections Live connections, by state: idle (queued or under a health check) or in_use (held).
+# HELP tidepool_connections Live connections, by state: idle (acquirable now), checking (under a background health check) or in_use (held).
 # TYPE tidepool_connections gauge
 tidepool_connections{pool="orders",state="idle"} 0
+tidepool_connections{pool="orders",state="checking"} 0
 tidepool_connections{pool="orders",state="in_use"} 3
 # HELP tidepool_connections_max Most connections the pool may hold (MaxSize, after any Resize).
 # TYPE tidepool_connections_max gauge
@@ -173,9 +177,6 @@ tidepool_acquires_total{pool="orders"} 6
 # HELP tidepool_waited_acquires_total Successful acquisitions that had to wait for a connection.
 # TYPE tidepool_waited_acquires_total counter
 tidepool_waited_acquires_total{pool="orders"} 6
-# HELP tidepool_acquire_wait_seconds_total Total time successful acquisitions waited for a connection.
-# TYPE tidepool_acquire_wait_seconds_total counter
-tidepool_acquire_wait_seconds_total{pool="orders"} 0.03
 # HELP tidepool_canceled_acquires_total Acquire calls whose context ended, or that timed out, while waiting.
 # TYPE tidepool_canceled_acquires_total counter
 tidepool_canceled_acquires_total{pool="orders"} 1
@@ -223,6 +224,37 @@ tidepool_acquire_wait_seconds_bucket{pool="orders",le="10"} 6
 tidepool_acquire_wait_seconds_bucket{pool="orders",le="+Inf"} 6
 tidepool_acquire_wait_seconds_sum{pool="orders"} 0.03
 tidepool_acquire_wait_seconds_count{pool="orders"} 6
+# HELP tidepool_acquire_check_failures_total Checks on acquire that failed (the connection was retired, the Acquire moved on).
+# TYPE tidepool_acquire_check_failures_total counter
+tidepool_acquire_check_failures_total{pool="orders"} 0
+# HELP tidepool_acquire_checks_total Checks run on idle connections before handing them out.
+# TYPE tidepool_acquire_checks_total counter
+tidepool_acquire_checks_total{pool="orders"} 0
+# HELP tidepool_callback_panics_total User callbacks that panicked (recovered; the callback counted as failed).
+# TYPE tidepool_callback_panics_total counter
+tidepool_callback_panics_total{pool="orders"} 0
+# HELP tidepool_callback_timeouts_total User callbacks that ran past their timeout (counted as failed).
+# TYPE tidepool_callback_timeouts_total counter
+tidepool_callback_timeouts_total{pool="orders"} 0
+# HELP tidepool_closing Retired connections whose Close has not returned (they still hold their slot).
+# TYPE tidepool_closing gauge
+tidepool_closing{pool="orders"} 0
+# HELP tidepool_hijacked_total Connections taken out of the pool for good by Hijack.
+# TYPE tidepool_hijacked_total counter
+tidepool_hijacked_total{pool="orders"} 0
+# HELP tidepool_rejected_acquires_total Acquire calls refused at once because MaxWaiters were waiting.
+# TYPE tidepool_rejected_acquires_total counter
+tidepool_rejected_acquires_total{pool="orders"} 0
+# HELP tidepool_resets_total Reset calls.
+# TYPE tidepool_resets_total counter
+tidepool_resets_total{pool="orders"} 0
+# HELP tidepool_slots Connections the backend may see: dialing, live and closing. At most MaxSize, except pending_shrink.
+# TYPE tidepool_slots gauge
+tidepool_slots{pool="orders"} 3
+# HELP tidepool_stuck_callbacks User callbacks still running past their timeout, by callback (their dials count as failed, their checks' connections are retired).
+# TYPE tidepool_stuck_callbacks gauge
+tidepool_stuck_callbacks{callback="check",pool="orders"} 0
+tidepool_stuck_callbacks{callback="dial",pool="orders"} 0
 `)
 
 		// Releasing the rest: h2 closes for the shrink, h4 goes to the
@@ -237,9 +269,10 @@ tidepool_acquire_wait_seconds_count{pool="orders"} 6
 			t.Fatalf("Close: %v", err)
 		}
 		compare(t, c, closedText(0, 0, 0, 2, 1, 2, 0)+`
-# HELP tidepool_connections Live connections, by state: idle (queued or under a health check) or in_use (held).
+# HELP tidepool_connections Live connections, by state: idle (acquirable now), checking (under a background health check) or in_use (held).
 # TYPE tidepool_connections gauge
 tidepool_connections{pool="orders",state="idle"} 0
+tidepool_connections{pool="orders",state="checking"} 0
 tidepool_connections{pool="orders",state="in_use"} 0
 # HELP tidepool_acquires_total Successful acquisitions.
 # TYPE tidepool_acquires_total counter
@@ -336,9 +369,10 @@ tidepool_health_checks_total{pool="orders"} 3
 # HELP tidepool_health_failures_total Health checks that failed (the connection was retired).
 # TYPE tidepool_health_failures_total counter
 tidepool_health_failures_total{pool="orders"} 1
-# HELP tidepool_connections Live connections, by state: idle (queued or under a health check) or in_use (held).
+# HELP tidepool_connections Live connections, by state: idle (acquirable now), checking (under a background health check) or in_use (held).
 # TYPE tidepool_connections gauge
 tidepool_connections{pool="orders",state="idle"} 2
+tidepool_connections{pool="orders",state="checking"} 0
 tidepool_connections{pool="orders",state="in_use"} 0
 `, "closed_total", "health_checks_total", "health_failures_total", "connections")
 	})
@@ -417,8 +451,8 @@ func TestCollectorPassesLint(t *testing.T) {
 	for _, pr := range problems {
 		t.Errorf("lint: %s: %s", pr.Metric, pr.Text)
 	}
-	if n := testutil.CollectAndCount(NewCollector(p)); n != 28 {
-		t.Errorf("one scrape has %d metrics, want 28 (7 of them closed_total, 2 connections)", n)
+	if n := testutil.CollectAndCount(NewCollector(p)); n != 42 {
+		t.Errorf("one scrape has %d metrics, want 42 (10 of them closed_total, 3 connections, 2 stuck_callbacks)", n)
 	}
 }
 
@@ -445,12 +479,12 @@ func TestCollectorsOfDistinctPoolsShareARegistryButNamesMustDiffer(t *testing.T)
 	}
 }
 
-// TestConnectionDetachedMidCheckIsNotCountedInUse: an Acquire that dequeues a
+// TestConnectionDetachedMidCheckIsNotCountedInUse: an Acquire that takes a
 // connection under a health check skips it (it becomes Detached, owned by its
-// watcher until the check ends). Stats documents Idle as "in the queue or under
-// a health check" and InUse as "held", and InUse() does not list it, but
-// Stats() counts it in use — so tidepool_connections{state="in_use"} says 2
-// while only 1 is held and GET /conns lists 1.
+// watcher until the check ends). Nobody can acquire it and nobody holds it, so
+// it counts as checking: tidepool_connections{state="in_use"} says 1, as GET
+// /conns lists 1 (it once said 2), and state="idle" says 0, since no Acquire
+// could have it.
 func TestConnectionDetachedMidCheckIsNotCountedInUse(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
@@ -476,9 +510,10 @@ func TestConnectionDetachedMidCheckIsNotCountedInUse(t *testing.T) {
 			t.Fatalf("InUse() = %+v, want only conn %d", held, h.ID())
 		}
 		compare(t, c, `
-# HELP tidepool_connections Live connections, by state: idle (queued or under a health check) or in_use (held).
+# HELP tidepool_connections Live connections, by state: idle (acquirable now), checking (under a background health check) or in_use (held).
 # TYPE tidepool_connections gauge
-tidepool_connections{pool="orders",state="idle"} 1
+tidepool_connections{pool="orders",state="idle"} 0
+tidepool_connections{pool="orders",state="checking"} 1
 tidepool_connections{pool="orders",state="in_use"} 1
 `, "connections")
 		close(release)

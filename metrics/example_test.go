@@ -61,12 +61,13 @@ func ExampleNewCollector() {
 		}
 	}
 	// Output:
+	// tidepool_connections{pool="orders-db",state="checking"} 0
 	// tidepool_connections{pool="orders-db",state="idle"} 0
 	// tidepool_connections{pool="orders-db",state="in_use"} 1
 	// tidepool_connections_max{pool="orders-db"} 8
 	// tidepool_connections_max_idle{pool="orders-db"} 8
 	// tidepool_connections_min_idle{pool="orders-db"} 0
-	// tidepool_connections_size_ceiling{pool="orders-db"} 1024
+	// tidepool_connections_size_ceiling{pool="orders-db"} 2.147483647e+09
 }
 
 // Publish the pool's Stats under /debug/vars (net/http's DefaultServeMux

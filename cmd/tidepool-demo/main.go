@@ -2,8 +2,13 @@
 // connections, drives steady load through it with many workers, and walks
 // through phases — warm-up, load, resize up, backend kills connections, backend
 // outage, recovery, resize down, graceful close — while the pool logs every
-// lifecycle event as one JSON line on stdout (pipe it to jq) and the demo
-// prints a stats line per second and a summary table on stderr.
+// lifecycle event as one JSON line and the demo prints a stats line per second
+// and a summary table on stderr.
+//
+// The JSON logs go to stdout when stdout is a pipe or a file (so | jq and
+// > events.jsonl work); in a terminal they go to a new file in the temp
+// directory instead, whose path the demo prints with a jq hint, so that the
+// terminal shows only the stats lines and the summary. -logs chooses.
 //
 // With no flags it starts an embedded backend on 127.0.0.1 (package
 // internal/demobackend) and runs for about 16 seconds:
@@ -13,10 +18,12 @@
 //	go run ./cmd/tidepool-demo -target redis://127.0.0.1:6379 -duration 30s
 //	go run ./cmd/tidepool-demo -admin 127.0.0.1:8080 -duration 60s
 //
-// See docs/demo.md for what each phase shows.
+// With -admin it serves the admin handler's routes, /metrics (Prometheus) and
+// /debug/vars (expvar). See docs/demo.md for what each phase shows.
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +31,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,6 +56,7 @@ type options struct {
 	max, min int
 	admin    string
 	quiet    bool
+	logs     string // "auto", "-" (stdout) or a file path
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -60,10 +69,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.workers, "workers", 32, "concurrent workers, each looping acquire → request → release")
 	fs.IntVar(&o.max, "max", 8, "pool MaxSize at start (resized to 2×max, then max/2)")
 	fs.IntVar(&o.min, "min", 2, "pool MinIdle")
-	fs.StringVar(&o.admin, "admin", "", "serve the admin handler (GET /stats, POST /resize, GET /conns) on this address, e.g. 127.0.0.1:8080")
+	fs.StringVar(&o.admin, "admin", "", "serve the admin handler (GET /stats, GET /conns, POST /resize, POST /reset), /metrics and /debug/vars on this address, e.g. 127.0.0.1:8080")
 	fs.BoolVar(&o.quiet, "quiet", false, "no per-second stats line on stderr")
+	fs.StringVar(&o.logs, "logs", "auto", "where the JSON log lines go: - (stdout), a file path, or auto: stdout when it is a pipe or a file, else a new file in the temp directory")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: tidepool-demo [flags]\n\nRuns a tidepool scenario; pool events go to stdout as JSON lines, stats to stderr.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: tidepool-demo [flags]\n\nRuns a tidepool scenario; pool events are JSON lines (see -logs), stats and the summary go to stderr.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -81,6 +91,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-max %d: must be at least 1", o.max)
 	case o.min < 0 || o.min > o.max:
 		return o, fmt.Errorf("-min %d: must be in [0, max=%d]", o.min, o.max)
+	case o.logs == "":
+		return o, errors.New(`-logs "": want -, auto or a file path`)
 	}
 	if o.target == "embedded" {
 		o.kind = "embedded"
@@ -110,6 +122,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tidepool-demo: %v\n", err)
 		return exitUsage
 	}
+	logs, err := openLogs(o.logs, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tidepool-demo: %v\n", err)
+		return exitFail
+	}
+	defer logs.close()
+	stdout = logs.w // from here on, "stdout" is where the log lines go
 	switch o.kind {
 	case "embedded":
 		t, err := embeddedTarget()
@@ -123,4 +142,77 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		return runScenario(o, redisTarget(o.addr), stdout, stderr)
 	}
+}
+
+// logSink is where the JSON log lines go: stdout, or a file.
+type logSink struct {
+	w      io.Writer
+	file   *os.File // nil when w is stdout
+	lines  *lineCounter
+	stderr io.Writer
+}
+
+// openLogs resolves -logs. A file gets a note on stderr with its path and how
+// to read it; close closes it and says how many lines it holds.
+func openLogs(dest string, stdout, stderr io.Writer) (*logSink, error) {
+	if dest == "-" || dest == "auto" && !isTerminal(stdout) {
+		return &logSink{w: stdout}, nil
+	}
+	var f *os.File
+	var err error
+	if dest == "auto" {
+		f, err = os.CreateTemp("", "tidepool-demo-*.jsonl")
+	} else {
+		f, err = os.Create(dest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("-logs: %w", err)
+	}
+	lc := &lineCounter{w: f}
+	fmt.Fprintf(stderr, "logs: one JSON line per event in %s (-logs - sends them to stdout)\n", f.Name())
+	fmt.Fprintf(stderr, "      follow them from another terminal: tail -f %s | jq -c .\n", f.Name())
+	return &logSink{w: lc, file: f, lines: lc, stderr: stderr}, nil
+}
+
+func (l *logSink) close() {
+	if l.file == nil {
+		return
+	}
+	name := l.file.Name()
+	if err := l.file.Close(); err != nil {
+		fmt.Fprintf(l.stderr, "tidepool-demo: closing the log file: %v\n", err)
+	}
+	fmt.Fprintf(l.stderr, "\nlogs: %d JSON lines in %s; for example:\n", l.lines.n.Load(), name)
+	fmt.Fprintf(l.stderr, "  jq -c 'select(.event==\"conn.retired\") | {ts, conn_id, reason, age}' %s\n", name)
+	fmt.Fprintf(l.stderr, "  jq -r 'select(.event==\"conn.retired\") | .reason' %s | sort | uniq -c\n", name)
+}
+
+// isTerminal reports whether w is a character device other than /dev/null:
+// a terminal, in practice. Pipes, files and /dev/null are not.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(fi, null) {
+		return false
+	}
+	return true
+}
+
+// lineCounter counts the newlines written through it. zap serializes writes
+// (zapcore.Lock), but the count is read by another goroutine: atomic.
+type lineCounter struct {
+	w io.Writer
+	n atomic.Int64
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(bytes.Count(p[:n], []byte{'\n'})))
+	return n, err
 }

@@ -3,22 +3,27 @@ package main
 import (
 	"context"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tidepool-go/tidepool"
 	"github.com/tidepool-go/tidepool/admin"
+	"github.com/tidepool-go/tidepool/metrics"
 )
 
 // Fixed settings of the scenario.
@@ -29,6 +34,14 @@ const (
 	errorPause     = 50 * time.Millisecond  // a worker's pause after a failed Acquire
 	healthInterval = 250 * time.Millisecond // checks of idle connections
 	warmupWorkers  = 2                      // workers running during warm-up
+	// leakThreshold turns the pool's hand-out tracking on, so that the
+	// admin's GET /conns shows how long each connection has been held. A
+	// worker holds one for a request (at most requestTimeout), so a
+	// connection held this long is a real leak.
+	leakThreshold = 3 * requestTimeout
+	// expvarName is the expvar variable holding the pool's Stats under
+	// /debug/vars (expvarName_2, … for later runs in the same process).
+	expvarName = "tidepool_demo"
 )
 
 // phase is one step of the scenario. begin runs when it starts, mid (if set)
@@ -64,6 +77,14 @@ type scenario[T any] struct {
 	gate   atomic.Pointer[chan struct{}]
 	hists  []waitHist // one per worker, written by it, merged after workers.Wait
 
+	// resizeMu serializes the script's resizes with an operator's POST
+	// /resize; operator is set (under it) by the first operator resize, after
+	// which the script's resizes are skipped. maxes is the history of the
+	// pool's max for the summary.
+	resizeMu sync.Mutex
+	operator *operatorResize
+	maxes    []string
+
 	// Counters written by the workers.
 	acquires, served                   atomic.Int64
 	acquireErrs, dialErrs, timeoutErrs atomic.Int64
@@ -91,6 +112,7 @@ func runScenario[T any](o options, t target[T], stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tidepool-demo: %v\n", err)
 		return exitFail
 	}
+	s.start = time.Now()
 	var adminSrv *http.Server
 	if o.admin != "" {
 		var err error
@@ -101,7 +123,6 @@ func runScenario[T any](o options, t target[T], stdout, stderr io.Writer) int {
 		}
 	}
 
-	s.start = time.Now()
 	tickerDone := make(chan struct{})
 	var ticker sync.WaitGroup
 	if !o.quiet {
@@ -150,6 +171,7 @@ func (s *scenario[T]) setup() error {
 	cfg.DialBackoff = 50 * time.Millisecond
 	cfg.DialBackoffMax = min(500*time.Millisecond, max(cfg.DialBackoff, s.o.duration/32))
 	cfg.AcquireTimeout = acquireTimeout
+	cfg.LeakThreshold = leakThreshold
 	cfg.Logger = s.log
 	cfg.Name = "demo"
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
@@ -173,19 +195,93 @@ func (s *scenario[T]) setup() error {
 		return fmt.Errorf("%s does not answer: %w", s.t.desc, err)
 	}
 	s.pool = p
+	s.maxes = []string{fmt.Sprint(s.o.max)}
 	return nil
 }
 
+// serveAdmin serves, on -admin, what a service would put on its operator
+// listener: the admin handler's routes at the root, /metrics for Prometheus
+// and /debug/vars with the pool's Stats under expvarName.
 func (s *scenario[T]) serveAdmin() (*http.Server, error) {
 	ln, err := net.Listen("tcp", s.o.admin)
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: admin.Handler(s.pool), ReadHeaderTimeout: 5 * time.Second}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewCollector(s.pool))
+	varName := expvarName
+	for i := 2; ; i++ {
+		// expvar names are process-wide and permanent: a second run in one
+		// process (the tests) takes the next free name.
+		err := metrics.PublishExpvar(varName, s.pool)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, metrics.ErrNameTaken) {
+			ln.Close()
+			return nil, err
+		}
+		varName = fmt.Sprintf("%s_%d", expvarName, i)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", s.trackOperatorResizes(admin.Handler(s.pool)))
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	mux.Handle("/debug/vars", expvar.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }() // returns at Shutdown
-	s.log.Info("demo.admin", zap.String("event", "demo.admin"), zap.String("addr", ln.Addr().String()))
-	fmt.Fprintf(s.stderr, "admin: http://%s/stats  (POST /resize {\"min\":2,\"max\":32}, GET /conns)\n", ln.Addr())
+	s.log.Info("demo.admin", zap.String("event", "demo.admin"), zap.String("addr", ln.Addr().String()),
+		zap.String("expvar", varName))
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(s.stderr, "admin: %s/stats  %s/conns  %s/metrics  %s/debug/vars (.%s)\n", base, base, base, base, varName)
+	fmt.Fprintf(s.stderr, "       curl -X POST -d '{\"min\":2,\"max\":32}' %s/resize   (pauses the scripted resizes)\n", base)
 	return srv, nil
+}
+
+// operatorResize is the first resize an operator made through the admin
+// handler.
+type operatorResize struct {
+	at       time.Duration // since the start of the run
+	min, max int
+}
+
+// trackOperatorResizes wraps the admin handler: a successful POST /resize
+// runs under resizeMu and, the first time, pauses the scripted resizes, so
+// that the script never silently undoes an operator's bounds.
+func (s *scenario[T]) trackOperatorResizes(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/resize" || r.Method != http.MethodPost {
+			h.ServeHTTP(w, r)
+			return
+		}
+		s.resizeMu.Lock()
+		defer s.resizeMu.Unlock()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		if sw.status != http.StatusOK {
+			return
+		}
+		st := s.pool.Stats()
+		s.maxes = append(s.maxes, fmt.Sprintf("%d (operator)", st.MaxSize))
+		if s.operator != nil {
+			return
+		}
+		s.operator = &operatorResize{at: time.Since(s.start), min: st.MinIdle, max: st.MaxSize}
+		s.log.Info("demo.operator_resize", zap.String("event", "demo.operator_resize"),
+			zap.Int("min", st.MinIdle), zap.Int("max", st.MaxSize), zap.String("phase", s.phaseName()))
+		fmt.Fprintf(s.stderr, "%5.1fs operator resized the pool to [%d, %d] through the admin handler: scripted resizes paused for the rest of the run\n",
+			s.operator.at.Seconds(), st.MinIdle, st.MaxSize)
+	})
+}
+
+// statusWriter records the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
 }
 
 // phases lists the scenario's phases before close.
@@ -194,8 +290,8 @@ func (s *scenario[T]) phases() []phase {
 	downMax := max(1, s.o.max/2)
 	warm := phase{name: "warm-up", weight: 1.5, begin: func() { s.startWorkers(min(warmupWorkers, s.o.workers)) }}
 	load := phase{name: "load", weight: 3, begin: func() { s.setActive(s.o.workers) }}
-	up := phase{name: "resize-up", weight: 2.5, begin: func() { s.resize(s.o.min, upMax) }}
-	down := phase{name: "resize-down", weight: 2.5, begin: func() { s.resize(min(s.o.min, downMax), downMax) }}
+	up := phase{name: "resize-up", weight: 2.5, begin: func() { s.resize("resize-up", s.o.min, upMax) }}
+	down := phase{name: "resize-down", weight: 2.5, begin: func() { s.resize("resize-down", min(s.o.min, downMax), downMax) }}
 	b := s.t.backend
 	if b == nil {
 		warm.weight, load.weight, up.weight, down.weight = 2, 5, 5, 4
@@ -263,6 +359,14 @@ func (s *scenario[T]) runPhases(sig context.Context) {
 	}
 }
 
+// phaseName is the current phase, "setup" before the first.
+func (s *scenario[T]) phaseName() string {
+	if p := s.phase.Load(); p != nil {
+		return *p
+	}
+	return "setup"
+}
+
 func (s *scenario[T]) enter(name string, d time.Duration) {
 	s.phase.Store(&name)
 	s.log.Info("demo.phase", zap.String("event", "demo.phase"), zap.String("phase", name), zap.Duration("for", d))
@@ -275,10 +379,23 @@ func (s *scenario[T]) backendEvent(action string, fields ...zap.Field) {
 	s.log.Info("demo.backend", fields...)
 }
 
-func (s *scenario[T]) resize(min, max int) {
+// resize is a scripted resize: skipped, with a log entry and a line on
+// stderr, once an operator has resized the pool.
+func (s *scenario[T]) resize(phase string, min, max int) {
+	s.resizeMu.Lock()
+	defer s.resizeMu.Unlock()
+	if op := s.operator; op != nil {
+		s.log.Info("demo.resize_skipped", zap.String("event", "demo.resize_skipped"), zap.String("phase", phase),
+			zap.Int("min", min), zap.Int("max", max), zap.Int("operator_min", op.min), zap.Int("operator_max", op.max))
+		fmt.Fprintf(s.stderr, "%5.1fs %s: scripted resize to [%d, %d] skipped: the operator's [%d, %d] (at %.1fs) stands\n",
+			time.Since(s.start).Seconds(), phase, min, max, op.min, op.max, op.at.Seconds())
+		return
+	}
 	if err := s.pool.Resize(min, max); err != nil {
 		s.log.Error("demo.resize_failed", zap.String("event", "demo.resize_failed"), zap.Error(err))
+		return
 	}
+	s.maxes = append(s.maxes, fmt.Sprint(max))
 }
 
 // startWorkers starts every worker, the first n of them active.
@@ -382,24 +499,32 @@ func (s *scenario[T]) closePool() error {
 	return err
 }
 
-// printStats prints one line per second on stderr until done is closed.
+// errorCount is every failed acquire or request so far.
+func (s *scenario[T]) errorCount() int64 {
+	return s.acquireErrs.Load() + s.ioErrs.Load() + s.replyErrs.Load()
+}
+
+// printStats prints one line per second on stderr until done is closed: the
+// pool now, the request and error rates over the last second, and totals
+// since the start.
 func (s *scenario[T]) printStats(done <-chan struct{}, wg *sync.WaitGroup) {
 	defer wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	last, lastAt := s.served.Load(), time.Now()
+	last, lastErrs, lastAt := s.served.Load(), s.errorCount(), time.Now()
 	for {
 		select {
 		case <-done:
 			return
 		case now := <-t.C:
-			served := s.served.Load()
-			rate := float64(served-last) / now.Sub(lastAt).Seconds()
-			last, lastAt = served, now
+			served, errs := s.served.Load(), s.errorCount()
+			secs := now.Sub(lastAt).Seconds()
+			rate, errRate := float64(served-last)/secs, float64(errs-lastErrs)/secs
+			last, lastErrs, lastAt = served, errs, now
 			st := s.pool.Stats()
-			fmt.Fprintf(s.stderr, "%5.1fs %-13s conns %2d/%-2d idle %2d in-use %2d dialing %d waiting %2d | %6.0f req/s  errors %d  dialed %d  retired %d\n",
-				now.Sub(s.start).Seconds(), *s.phase.Load(), st.Total, st.MaxSize, st.Idle, st.InUse, st.Dialing, st.Waiting,
-				rate, s.acquireErrs.Load()+s.ioErrs.Load()+s.replyErrs.Load(), st.Dials, st.Closed.Total())
+			fmt.Fprintf(s.stderr, "%5.1fs %-11s now: conns %2d/%-2d idle %2d in-use %2d dialing %d waiting %2d | last 1s: %5.0f req/s %4.0f err/s | total: %d served, %d errors, %d dialed, %d retired\n",
+				now.Sub(s.start).Seconds(), s.phaseName(), st.Total, st.MaxSize, st.Idle, st.InUse, st.Dialing, st.Waiting,
+				rate, errRate, served, errs, st.Dials, st.Closed.Total())
 		}
 	}
 }
@@ -427,10 +552,16 @@ func (s *scenario[T]) summarize(closeErr error) int {
 	}
 	fmt.Fprintf(w, "\ntidepool-demo summary\n")
 	row("target", "%s", s.t.desc)
-	row("run time", "%.1fs, %d workers, max %d → %d → %d", elapsed.Seconds(), s.o.workers, s.o.max, 2*s.o.max, max(1, s.o.max/2))
+	s.resizeMu.Lock()
+	maxes, op := strings.Join(s.maxes, " → "), s.operator
+	s.resizeMu.Unlock()
+	row("run time", "%.1fs, %d workers, max %s", elapsed.Seconds(), s.o.workers, maxes)
+	if op != nil {
+		row("operator", "resized to [%d, %d] at %.1fs; the scripted resizes after it were skipped", op.min, op.max, op.at.Seconds())
+	}
 	row("requests served", "%d (%.0f/s)", served, float64(served)/elapsed.Seconds())
 	row("errors", "%d: acquire %d (dial %d, timeout %d), request i/o %d, error reply %d",
-		s.acquireErrs.Load()+s.ioErrs.Load()+s.replyErrs.Load(),
+		s.errorCount(),
 		s.acquireErrs.Load(), s.dialErrs.Load(), s.timeoutErrs.Load(), s.ioErrs.Load(), s.replyErrs.Load())
 	row("slowest failed acquire", "%v", time.Duration(s.slowestFailedAcquire.Load()).Round(time.Microsecond))
 	row("acquire wait p50", "%v", p50.Round(time.Microsecond/10))
