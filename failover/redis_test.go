@@ -244,4 +244,3 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 		time.Sleep(5 * time.Millisecond) // real servers: nothing to wait on but time
 	}
 }
-
