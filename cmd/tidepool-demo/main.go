@@ -48,6 +48,7 @@ type options struct {
 	max, min int
 	admin    string
 	quiet    bool
+	multi    multiOptions // -scenario, -shards, -outage (scenario_multi.go)
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -62,6 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.min, "min", 2, "pool MinIdle")
 	fs.StringVar(&o.admin, "admin", "", "serve the admin handler (GET /stats, POST /resize, GET /conns) on this address, e.g. 127.0.0.1:8080")
 	fs.BoolVar(&o.quiet, "quiet", false, "no per-second stats line on stderr")
+	o.multi.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: tidepool-demo [flags]\n\nRuns a tidepool scenario; pool events go to stdout as JSON lines, stats to stderr.\n\n")
 		fs.PrintDefaults()
@@ -81,6 +83,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-max %d: must be at least 1", o.max)
 	case o.min < 0 || o.min > o.max:
 		return o, fmt.Errorf("-min %d: must be in [0, max=%d]", o.min, o.max)
+	}
+	if err := o.multi.check(o.target); err != nil {
+		return o, err
 	}
 	if o.target == "embedded" {
 		o.kind = "embedded"
@@ -109,6 +114,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "tidepool-demo: %v\n", err)
 		return exitUsage
+	}
+	if code, ok := runMulti(o, stdout, stderr); ok {
+		return code
 	}
 	switch o.kind {
 	case "embedded":
