@@ -197,8 +197,12 @@ func (p *Pool[T]) Serving() Side { return Side(p.serving.Load()) }
 //
 // Errors: an error wrapping ErrBothDown and both sides' errors when neither
 // side could serve; an *Error naming the side when ctx ended first (wrapping
-// ctx's error) or the pool is closed (wrapping tidepool.ErrClosed).
+// ctx's error) or the pool is closed (wrapping tidepool.ErrClosed). A nil
+// ctx panics.
 func (p *Pool[T]) Acquire(ctx context.Context) (Conn[T], error) {
+	if ctx == nil {
+		panic("failover: Acquire called with a nil context; pass context.Background() or a context with a deadline")
+	}
 	first := p.Serving()
 	h, err := p.attempt(ctx, first)
 	if err == nil {

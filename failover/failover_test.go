@@ -777,3 +777,16 @@ func TestNoAcquireIsLostUnderLoadWhileTheSidesChange(t *testing.T) {
 		t.Error("one side served nothing")
 	}
 }
+
+func TestAcquireWithANilContextPanicsWithAClearMessage(t *testing.T) {
+	f := newFixture()
+	p := f.start(t)
+	defer func() {
+		if r, _ := recover().(string); !strings.Contains(r, "failover: Acquire called with a nil context") {
+			t.Errorf("panic %q, want one naming the nil context", r)
+		}
+	}()
+	//lint:ignore SA1012 the nil context is the point
+	_, _ = p.Acquire(nil)
+	t.Error("Acquire(nil) did not panic")
+}

@@ -252,8 +252,11 @@ func (c Conn[T]) Shard() string { return c.shard }
 // (tidepool.ErrDial, tidepool.ErrAcquireTimeout, ctx's error, ...). An
 // Acquire that meets a shard being removed is routed again, to the key's new
 // shard, and counted in Stats.Rerouted. After Close it returns an error
-// wrapping tidepool.ErrClosed.
+// wrapping tidepool.ErrClosed. A nil ctx panics.
 func (p *Pool[T]) Acquire(ctx context.Context, key string) (Conn[T], error) {
+	if ctx == nil {
+		panic("shard: Acquire called with a nil context; pass context.Background() or a context with a deadline")
+	}
 	kh := hashString(key)
 	t := p.table.Load()
 	for {

@@ -769,3 +769,16 @@ func contains(s []string, x string) bool {
 	}
 	return false
 }
+
+func TestAcquireWithANilContextPanicsWithAClearMessage(t *testing.T) {
+	cl := newCluster("a")
+	p := newPool(t, shard.Config[*fakeConn]{Name: "p", Shards: cl.shards("a")})
+	defer func() {
+		if r, _ := recover().(string); !strings.Contains(r, "shard: Acquire called with a nil context") {
+			t.Errorf("panic %q, want one naming the nil context", r)
+		}
+	}()
+	//lint:ignore SA1012 the nil context is the point
+	_, _ = p.Acquire(nil, "k")
+	t.Error("Acquire(nil) did not panic")
+}
