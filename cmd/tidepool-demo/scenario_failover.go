@@ -131,18 +131,20 @@ func runFailover(o options, stdout, stderr io.Writer) int {
 	}
 	s.tl.run(sig, []step{
 		{"load", o.duration * 2 / 5, nil},
+		// The backend entries are logged before the action: the pool reacts
+		// within microseconds, and its entries must come after.
 		{"outage", o.multi.outage, func() {
+			s.backendEvent("primary", "down", zap.Int("open", s.prim.Stats().Open))
 			s.downAt = time.Now()
 			s.prim.Down()
-			s.backendEvent("primary", "down", zap.Int("killed", s.prim.KillAll()))
+			s.prim.KillAll()
 		}},
 		{"recovery", o.duration * 3 / 5, func() {
+			s.backendEvent("primary", "up")
+			s.upAt = time.Now()
 			if err := s.prim.Up(); err != nil {
 				s.backendEvent("primary", "up_failed", zap.Error(err))
-				return
 			}
-			s.upAt = time.Now()
-			s.backendEvent("primary", "up")
 		}},
 	})
 	closeErr := s.closePool()
