@@ -100,6 +100,7 @@ type Pool[T any] struct {
 	win        window
 	pinned     bool      // forced to the secondary: no probing until SwitchTo(Primary)
 	switchedAt time.Time // last switch to the secondary
+	restoredAt time.Time // last switch back to the primary
 	lastProbe  time.Time // start of the last probe
 	probesNow  int       // probes since the last switch to the secondary
 
@@ -280,7 +281,7 @@ func (p *Pool[T]) noteFailure(k failure, err error) {
 // monitor. Caller holds mu.
 func (p *Pool[T]) switchLocked(to Side, reason string, cause error) {
 	from := p.Serving()
-	now := time.Now()
+	now := time.Now() // before the store: an Acquire that returned before now used the old side
 	counts := p.win.counts(now)
 	p.serving.Store(uint32(to))
 	p.win.reset()
@@ -296,6 +297,7 @@ func (p *Pool[T]) switchLocked(to Side, reason string, cause error) {
 		p.log.Warn(EventSwitched, fields...)
 	} else {
 		p.restores.Add(1)
+		p.restoredAt = now
 		p.log.Info(EventRestored, zap.String("event", EventRestored), zap.Stringer("from", from), zap.Stringer("to", to),
 			zap.String("reason", reason), zap.Duration("on_secondary_for", now.Sub(p.switchedAt)), zap.Int("probes", p.probesNow))
 	}

@@ -352,6 +352,9 @@ func TestProbesStartAfterHoldTimeAndRestoreWhenThePrimaryAnswers(t *testing.T) {
 		if st.Serving != failover.Primary || st.Probes != 3 || st.Restores != 1 {
 			t.Fatalf("after the primary came back: serving %s, %d probes, %d restores; want primary, 3, 1", st.Serving, st.Probes, st.Restores)
 		}
+		if d := st.RestoredAt.Sub(st.SwitchedAt); d != holdTime+2*probeInterval || !st.RestoredAt.Equal(time.Now()) {
+			t.Errorf("Stats: switched at %v, restored at %v (now %v); want restored hold+2 intervals later, now", st.SwitchedAt, st.RestoredAt, time.Now())
+		}
 		acquire(t, p, failover.Primary)
 		want := []string{failover.EventSwitched, failover.EventProbeFailed, failover.EventProbeFailed, failover.EventRestored}
 		if got := f.events(); strings.Join(got, " ") != strings.Join(want, " ") {

@@ -15,9 +15,12 @@ type Stats struct {
 	// operator has forced the secondary (SwitchTo), which stops the probes.
 	Serving Side `json:"serving"`
 	Pinned  bool `json:"pinned"`
-	// SwitchedAt is when the last switch to the secondary happened (zero if
-	// none).
+	// SwitchedAt is when the last switch to the secondary happened,
+	// RestoredAt the last switch back to the primary (zero if none). Each is
+	// taken just before the switch: an Acquire that returned before it was
+	// served by the side that served until then.
 	SwitchedAt time.Time `json:"switched_at"`
+	RestoredAt time.Time `json:"restored_at"`
 	// Switches counts switches to the secondary, Restores switches back.
 	Switches int64 `json:"switches"`
 	Restores int64 `json:"restores"`
@@ -49,6 +52,7 @@ func (p *Pool[T]) Stats() Stats {
 		Serving:    p.Serving(),
 		Pinned:     p.pinned,
 		SwitchedAt: p.switchedAt,
+		RestoredAt: p.restoredAt,
 		Window:     p.win.counts(time.Now()),
 	}
 	p.mu.Unlock()
