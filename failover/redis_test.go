@@ -77,7 +77,7 @@ func TestRedisPrimaryOutageFailsOverAndBackWithoutLosingARequest(t *testing.T) {
 		Logger:         zap.New(core),
 		Threshold:      3,
 		Window:         2 * time.Second,
-		AttemptTimeout: time.Second, // generous: a starved 2-core machine must not look like a failure
+		AttemptTimeout: time.Second,            // generous: a starved 2-core machine must not look like a failure
 		HoldTime:       300 * time.Millisecond, // above the 100ms HealthInterval
 		ProbeInterval:  100 * time.Millisecond,
 		ProbeTimeout:   500 * time.Millisecond,
