@@ -66,9 +66,9 @@ func runFailover(o options, stdout, stderr io.Writer) int {
 	stderr = &lockedWriter{w: stderr}
 	s := &failoverRun{o: o, stderr: stderr, stop: make(chan struct{}), counts: make([][2]sideCount, o.workers),
 		// A connection the outage killed fails one attempt and is destroyed;
-		// the two pools hold at most 2·max of them, so a request retried
+		// the two pools hold at most 2·sideMax of them, so a request retried
 		// that often cannot run out of attempts on dead connections alone.
-		attempts: 2*o.max + 1}
+		attempts: 2*sideMax(o) + 1}
 	s.log = newLogger(stdout).WithOptions(zap.Hooks(s.noteSwitch))
 	s.tl.log = s.log
 	sig, stopSignals := signals()
@@ -93,14 +93,14 @@ func runFailover(o options, stdout, stderr io.Writer) int {
 		Logger:         s.log,
 		Threshold:      5,
 		Window:         5 * time.Second,
-		AttemptTimeout: 250 * time.Millisecond,
+		AttemptTimeout: time.Second,
 		HoldTime:       hold,
 		ProbeInterval:  500 * time.Millisecond,
 		ProbeTimeout:   500 * time.Millisecond,
 	}
 	s.log.Info("demo.started", zap.String("event", "demo.started"), zap.String("scenario", "failover"),
 		zap.Duration("duration", o.duration), zap.Duration("outage", o.multi.outage), zap.Int("workers", o.workers),
-		zap.Int("min_idle", o.min), zap.Int("max_size", o.max), zap.Duration("hold_time", hold))
+		zap.Int("min_idle", o.min), zap.Int("max_size", sideMax(o)), zap.Duration("hold_time", hold))
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	s.pool, err = failover.New(ctx, cfg)
 	cancel()
@@ -156,10 +156,15 @@ func runFailover(o options, stdout, stderr io.Writer) int {
 	return code
 }
 
+// sideMax is each side's MaxSize: at least one connection per worker, so
+// that the load alone never exhausts the primary (exhaustion counts as a
+// failure): the story is the outage.
+func sideMax(o options) int { return max(o.max, o.workers) }
+
 // sideConfig is one side's pool: net.Conns to b, checked with a peek.
 func (s *failoverRun) sideConfig(b *demobackend.Server) tidepool.Config[net.Conn] {
 	cfg := netconn.Config(netconn.Options{Network: "tcp", Address: b.Addr()})
-	cfg.MaxSize, cfg.MinIdle = s.o.max, s.o.min
+	cfg.MaxSize, cfg.MinIdle = sideMax(s.o), s.o.min
 	cfg.HealthInterval, cfg.HealthTimeout = healthInterval, time.Second
 	cfg.DialTimeout = time.Second
 	cfg.DialBackoff = 50 * time.Millisecond
@@ -321,7 +326,7 @@ func (s *failoverRun) summarize(closeErr error) int {
 	fmt.Fprintf(w, "\ntidepool-demo summary (failover)\n")
 	fmt.Fprintf(w, "  %-22s primary embedded %s, secondary embedded %s\n", "target", s.prim.Addr(), s.sec.Addr())
 	fmt.Fprintf(w, "  %-22s %.1fs, %d workers, max %d per side; primary down for %v\n", "run time",
-		elapsed.Seconds(), s.o.workers, s.o.max, s.o.multi.outage)
+		elapsed.Seconds(), s.o.workers, sideMax(s.o), s.o.multi.outage)
 	fmt.Fprintf(w, "  %-22s %d (%.0f/s)\n", "requests served", served, float64(served)/elapsed.Seconds())
 	fmt.Fprintf(w, "\n  %-10s %9s %9s %11s %11s %6s %9s\n", "side", "requests", "i/o errs", "wait p50", "wait p99", "dials", "dial errs")
 	for _, r := range rows {
