@@ -66,8 +66,9 @@ func (e *Error) Error() string { return fmt.Sprintf("failover pool %q: %s: %v", 
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// done is a context that has ended: TryAcquire with it takes an idle
-// connection if there is one and otherwise returns at once, starting nothing.
+// done is a context that has ended. With the core's first API, TryAcquire
+// with it takes an idle connection if there is one and otherwise returns at
+// once, starting nothing; see Pool.tryNeverBlocks.
 var done = func() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -87,6 +88,13 @@ type Pool[T any] struct {
 	monDone  chan struct{} // closed when the monitor has returned
 	probeCtx context.Context
 	endProbe context.CancelFunc // cancels a probe in flight, at Close
+	// tryNeverBlocks is true with the core's API v2, whose TryAcquire never
+	// waits (an idle connection or ErrExhausted at once) but refuses an
+	// ended ctx; the first API's TryAcquire waits for a dial when the pool
+	// has room, unless its ctx has ended, and then still takes an idle
+	// connection. Either way attempt gets "an idle connection or nothing, at
+	// once". (Transitional: once merged onto v2, only the v2 branch stays.)
+	tryNeverBlocks bool
 
 	// serving is the side Acquire tries first. Written under mu; read by
 	// Acquire with one atomic load, its only access to shared state when
@@ -155,6 +163,7 @@ func New[T any](ctx context.Context, cfg Config[T]) (*Pool[T], error) {
 		}
 	}
 	p.sides = [2]*tidepool.Pool[T]{prim, sec}
+	_, p.tryNeverBlocks = any(prim).(interface{ Reset() }) // Reset came with API v2
 	p.probeCtx, p.endProbe = context.WithCancel(context.Background())
 	serving := Primary
 	if primErr != nil {
@@ -234,11 +243,19 @@ func (p *Pool[T]) Acquire(ctx context.Context) (Conn[T], error) {
 // primary's failures.
 func (p *Pool[T]) attempt(ctx context.Context, s Side) (tidepool.Conn[T], error) {
 	pl := p.sides[s]
-	h, err := pl.TryAcquire(done)
+	var h tidepool.Conn[T]
+	var err error
+	if p.tryNeverBlocks {
+		h, err = pl.TryAcquire(ctx)
+	} else {
+		h, err = pl.TryAcquire(done)
+	}
 	if err == nil || errors.Is(err, tidepool.ErrClosed) {
 		return h, err
 	}
-	exhausted := errors.Is(err, tidepool.ErrExhausted)
+	if ctx.Err() != nil {
+		return h, fmt.Errorf("tidepool: acquire: %w", ctx.Err())
+	}
 	budget := p.cfg.AttemptTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		budget = min(budget, time.Until(dl)/2)
@@ -254,7 +271,9 @@ func (p *Pool[T]) attempt(ctx context.Context, s Side) (tidepool.Conn[T], error)
 	case errors.Is(err, tidepool.ErrDial):
 		p.noteFailure(failDial, err)
 	case timedOut || errors.Is(err, tidepool.ErrAcquireTimeout):
-		if exhausted {
+		// Off the fast path: a Stats walk says whether every connection
+		// was held (exhausted) or the pool had room (its dials hang).
+		if st := pl.Stats(); st.InUse >= st.MaxSize {
 			p.noteFailure(failExhausted, err)
 		} else {
 			p.noteFailure(failTimeout, err)
