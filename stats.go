@@ -304,7 +304,8 @@ func (p *Pool[T]) InUse() []HeldConn {
 		}
 		h := HeldConn{ID: c.ID(), Age: now.Sub(c.Created())}
 		if since := c.HeldSince(lease); since != 0 {
-			h.HeldFor = now.Sub(time.Unix(0, since))
+			// Handed out during this walk: held for a moment, not for less.
+			h.HeldFor = max(now.Sub(time.Unix(0, since)), 0)
 			h.Leaked = c.Leaked(lease)
 			h.AcquiredAt = c.Site()
 		}

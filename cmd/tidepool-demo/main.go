@@ -56,7 +56,8 @@ type options struct {
 	max, min int
 	admin    string
 	quiet    bool
-	logs     string // "auto", "-" (stdout) or a file path
+	logs     string       // "auto", "-" (stdout) or a file path
+	multi    multiOptions // -scenario, -shards, -outage (scenario_multi.go)
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -72,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.admin, "admin", "", "serve the admin handler (GET /stats, GET /conns, POST /resize, POST /reset), /metrics and /debug/vars on this address, e.g. 127.0.0.1:8080")
 	fs.BoolVar(&o.quiet, "quiet", false, "no per-second stats line on stderr")
 	fs.StringVar(&o.logs, "logs", "auto", "where the JSON log lines go: - (stdout), a file path, or auto: stdout when it is a pipe or a file, else a new file in the temp directory")
+	o.multi.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: tidepool-demo [flags]\n\nRuns a tidepool scenario; pool events are JSON lines (see -logs), stats and the summary go to stderr.\n\n")
 		fs.PrintDefaults()
@@ -93,6 +95,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-min %d: must be in [0, max=%d]", o.min, o.max)
 	case o.logs == "":
 		return o, errors.New(`-logs "": want -, auto or a file path`)
+	}
+	if err := o.multi.check(o.target); err != nil {
+		return o, err
 	}
 	if o.target == "embedded" {
 		o.kind = "embedded"
@@ -129,6 +134,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer logs.close()
 	stdout = logs.w // from here on, "stdout" is where the log lines go
+	if code, ok := runMulti(o, stdout, stderr); ok {
+		return code
+	}
 	switch o.kind {
 	case "embedded":
 		t, err := embeddedTarget()
