@@ -4,8 +4,10 @@ import "time"
 
 // demandEstimator turns pool samples into the demand a member publishes: the
 // peak, over the last window, of (in use + waiting), raised to grant+1 when
-// Acquires had to wait while the pool stood at its grant (a burst that came
-// and went between two samples). The peak rises with the first sample that
+// Acquires had to wait while the pool stood at the same grant at both ends of
+// the sample interval (a burst that came and went between two samples; waits
+// while the pool was still growing towards its grant are not unmet demand,
+// and counting them would inflate the demand by itself). The peak rises with the first sample that
 // shows more load and falls only when a whole window has been lower: that
 // asymmetry is what keeps grants from chasing noise.
 //
@@ -15,6 +17,7 @@ type demandEstimator struct {
 	samples []demandSample // oldest first, within window
 	waited  int64          // WaitedAcquires at the previous sample
 	primed  bool
+	atGrant int // the grant if the pool stood at it at the previous sample, else -1
 }
 
 type demandSample struct {
@@ -30,8 +33,13 @@ func (e *demandEstimator) sample(now time.Time, inUse, waiting int, waitedTotal 
 		waits = waitedTotal - e.waited
 	}
 	e.waited, e.primed = waitedTotal, true
-	if waits > 0 && slots >= grant && v <= grant {
+	saturated := slots >= grant && grant > 0
+	if waits > 0 && saturated && e.atGrant == grant && v <= grant {
 		v = grant + 1
+	}
+	e.atGrant = -1
+	if saturated {
+		e.atGrant = grant
 	}
 	cut := 0
 	for cut < len(e.samples) && now.Sub(e.samples[cut].at) >= e.window {

@@ -11,7 +11,7 @@ import (
 // only when a whole window has been lower.
 func TestDemandRisesAtOnceAndFallsOnlyAfterAWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := demandEstimator{window: time.Second}
+		e := demandEstimator{window: time.Second, atGrant: -1}
 		step := 100 * time.Millisecond
 		at := func(inUse, waiting int) int {
 			d, _ := e.sample(time.Now(), inUse, waiting, 0, inUse, 100)
@@ -39,10 +39,13 @@ func TestDemandRisesAtOnceAndFallsOnlyAfterAWindow(t *testing.T) {
 // pool stood at its grant mean more load than any sample saw.
 func TestDemandCountsWaitsAtTheGrantAsUnmet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := demandEstimator{window: time.Second}
-		d, _ := e.sample(time.Now(), 3, 0, 10, 4, 4)
+		e := demandEstimator{window: time.Second, atGrant: -1}
+		// Growing towards the grant: waits while dialing are not unmet demand.
+		d, _ := e.sample(time.Now(), 1, 0, 4, 2, 4)
+		time.Sleep(100 * time.Millisecond)
+		d, _ = e.sample(time.Now(), 3, 0, 10, 4, 4)
 		if d != 3 {
-			t.Fatalf("first sample: demand %d, want 3", d)
+			t.Fatalf("waits while the pool grew to its grant: demand %d, want 3", d)
 		}
 		time.Sleep(100 * time.Millisecond)
 		d, waits := e.sample(time.Now(), 3, 0, 14, 4, 4)
@@ -50,10 +53,17 @@ func TestDemandCountsWaitsAtTheGrantAsUnmet(t *testing.T) {
 			t.Fatalf("4 waits at the grant of 4: demand %d (waits %d), want grant+1 = 5", d, waits)
 		}
 		time.Sleep(2 * time.Second)
-		// Waits while below the grant (dials in flight) are not unmet demand.
+		// Waits below the grant (dials in flight) are not unmet demand.
 		d, _ = e.sample(time.Now(), 2, 0, 20, 2, 4)
 		if d != 2 {
 			t.Fatalf("waits below the grant: demand %d, want 2", d)
+		}
+		// Nor are waits across a grant change.
+		time.Sleep(100 * time.Millisecond)
+		e.sample(time.Now(), 4, 0, 20, 4, 4)
+		time.Sleep(100 * time.Millisecond)
+		if d, _ = e.sample(time.Now(), 4, 0, 25, 6, 6); d > 4 {
+			t.Fatalf("waits across a grant change: demand %d, want 4", d)
 		}
 	})
 }

@@ -29,7 +29,7 @@ type Member struct {
 	// renewal (renewer goroutine) and a grant change (loop goroutine) never
 	// hand the pool a stale pair.
 	lm        sync.Mutex
-	lease     int64     // the etcd lease; 0 between a loss and the rejoin
+	lease     int64 // the etcd lease; 0 between a loss and the rejoin
 	ttl       time.Duration
 	grant     int       // what the pool may hold while the deadline is ahead
 	deadline  time.Time // local fence deadline (monotonic): renewal sent + TTL − BackendIdleTimeout − FenceMargin
@@ -57,15 +57,15 @@ type Member struct {
 
 	lost chan int64 // renewer → loop: this lease is gone
 
-	loopCtx     context.Context
-	stopLoop    context.CancelFunc
-	loopDone    chan struct{}
-	renewCtx    context.Context
-	stopRenew   context.CancelFunc
-	renewers    sync.WaitGroup
-	left        atomic.Bool
-	poolName    string
-	joinedAt    time.Time
+	loopCtx   context.Context
+	stopLoop  context.CancelFunc
+	loopDone  chan struct{}
+	renewCtx  context.Context
+	stopRenew context.CancelFunc
+	renewers  sync.WaitGroup
+	left      atomic.Bool
+	poolName  string
+	joinedAt  time.Time
 }
 
 type keys struct{ root, config, members, claims, member, claim string }
@@ -122,7 +122,7 @@ func join(ctx context.Context, st store, opts Options) (*Member, error) {
 		return nil, err
 	}
 	m := &Member{o: o, st: st, keys: makeKeys(o), lost: make(chan int64, 1), loopDone: make(chan struct{})}
-	m.est.window = o.DemandWindow
+	m.est = demandEstimator{window: o.DemandWindow, atGrant: -1}
 	m.poolName = o.Pool.Stats().Name
 	m.log = o.Logger.With(zap.String("fleet", o.Name), zap.String("member", o.Member), zap.String("pool", m.poolName))
 	m.view.init()

@@ -105,4 +105,3 @@ func (m *Member) publishStats() {
 	m.snap = s
 	m.sm.Unlock()
 }
-
