@@ -119,6 +119,24 @@ func (a *adapter[T]) resize(min int) error {
 	return a.p.Resize(min, max(1, lim, min))
 }
 
+// drainIdle closes the pool's idle connections when the limit is 0: today's
+// pool keeps one at its smallest max of 1. TryAcquire with a done context
+// takes an idle connection if there is one and never dials.
+func (a *adapter[T]) drainIdle() {
+	if a.g.limit(time.Now()) != 0 {
+		return
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 1 << 10 {
+		c, err := a.p.TryAcquire(done)
+		if err != nil {
+			return
+		}
+		c.Destroy()
+	}
+}
+
 func (a *adapter[T]) Lease(n int, until time.Time) error {
 	if n < 0 {
 		return fmt.Errorf("%w: lease max = %d: must not be negative", tidepool.ErrInvalidResize, n)
@@ -126,6 +144,7 @@ func (a *adapter[T]) Lease(n int, until time.Time) error {
 	a.g.setLease(n, until, func() {
 		a.g.fence()
 		_ = a.resize(0)
+		a.drainIdle()
 	})
 	return a.resize(0)
 }
@@ -137,6 +156,9 @@ func (a *adapter[T]) ResizeWait(ctx context.Context, min, n int) error {
 	a.g.setRest(n)
 	if err := a.resize(min); err != nil {
 		return err
+	}
+	if n == 0 {
+		a.drainIdle()
 	}
 	for {
 		ch, s := a.g.watch()
