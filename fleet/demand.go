@@ -4,20 +4,22 @@ import "time"
 
 // demandEstimator turns pool samples into the demand a member publishes: the
 // peak, over the last window, of (in use + waiting), raised to grant+1 when
-// Acquires had to wait while the pool stood at the same grant at both ends of
-// the sample interval (a burst that came and went between two samples; waits
-// while the pool was still growing towards its grant are not unmet demand,
-// and counting them would inflate the demand by itself). The peak rises with the first sample that
+// Acquires had to wait in two sample intervals in a row while the pool stood
+// at the same grant all along (bursts that come and go between samples).
+// Waits while the pool was still growing towards its grant, or a straggler
+// served just after a grant change, are not unmet demand: counting them would
+// inflate the demand by itself and make grants flap by one. The peak rises with the first sample that
 // shows more load and falls only when a whole window has been lower: that
 // asymmetry is what keeps grants from chasing noise.
 //
 // Owned by the member's loop goroutine; not safe for concurrent use.
 type demandEstimator struct {
-	window  time.Duration
-	samples []demandSample // oldest first, within window
-	waited  int64          // WaitedAcquires at the previous sample
-	primed  bool
-	atGrant int // the grant if the pool stood at it at the previous sample, else -1
+	window   time.Duration
+	samples  []demandSample // oldest first, within window
+	waited   int64          // WaitedAcquires at the previous sample
+	primed   bool
+	atGrant  int  // the grant if the pool stood at it at the previous sample, else -1
+	waitedAt bool // the previous interval had waits, at that grant
 }
 
 type demandSample struct {
@@ -34,9 +36,11 @@ func (e *demandEstimator) sample(now time.Time, inUse, waiting int, waitedTotal 
 	}
 	e.waited, e.primed = waitedTotal, true
 	saturated := slots >= grant && grant > 0
-	if waits > 0 && saturated && e.atGrant == grant && v <= grant {
+	steady := saturated && e.atGrant == grant && waits > 0
+	if steady && e.waitedAt && v <= grant {
 		v = grant + 1
 	}
+	e.waitedAt = steady
 	e.atGrant = -1
 	if saturated {
 		e.atGrant = grant

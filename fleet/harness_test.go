@@ -194,7 +194,7 @@ type memberProc struct {
 
 	mu   sync.Mutex
 	last memberStatus
-	left bool // a status line said it left
+	left bool          // a status line said it left
 	seen chan struct{} // closed at the first status line
 }
 

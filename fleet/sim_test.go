@@ -150,12 +150,6 @@ func (p *fakePool) kill() {
 	p.mu.Unlock()
 }
 
-func (p *fakePool) slotCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.slots
-}
-
 func (p *fakePool) Lease(n int, until time.Time) error {
 	p.mu.Lock()
 	p.max, p.until = n, until
