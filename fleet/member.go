@@ -481,6 +481,11 @@ func (m *Member) setGrant(g int, ids []string, demands []int) {
 	m.grant = g
 	m.applyLocked()
 	m.lm.Unlock()
+	m.logGrant(old, g, ids, demands)
+}
+
+// logGrant counts and logs one grant change (fleet.granted).
+func (m *Member) logGrant(old, g int, ids []string, demands []int) {
 	m.grantChanges.Add(1)
 	ds := make(map[string]int, len(ids))
 	for i, id := range ids {
@@ -511,6 +516,11 @@ func (m *Member) onLeaseLost(lease int64, why error) {
 	m.lm.Unlock()
 	m.leaseLosses.Add(1)
 	m.log.Warn(EventLeaseLost, zap.String("event", EventLeaseLost), zap.Error(why), zap.Int("grant", old))
+	m.target = 0
+	if old != 0 {
+		ids, demands := m.view.ordered()
+		m.logGrant(old, 0, ids, demands)
+	}
 	// The capacity is no longer ours: close what is still open now.
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -548,10 +558,16 @@ func (m *Member) Leave(ctx context.Context) error {
 	m.stopLoop()
 	<-m.loopDone
 	m.lm.Lock()
+	old := m.grant
 	m.grant = 0
 	_ = m.o.Pool.Lease(0, time.Time{})
 	lease := m.lease
 	m.lm.Unlock()
+	m.target = 0
+	if old != 0 {
+		ids, demands := m.view.ordered()
+		m.logGrant(old, 0, ids, demands)
+	}
 	err := m.o.Pool.ResizeWait(ctx, 0, restMax)
 	forced := ctx.Err() != nil
 	m.stopRenew()

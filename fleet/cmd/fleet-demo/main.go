@@ -196,7 +196,6 @@ type member struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	done  chan struct{}
-	gone  atomic.Bool
 }
 
 func run(budget int, backendKind string, speed float64) error {
