@@ -133,6 +133,7 @@ func (n *etcdNode) start(bin, state string) error {
 		"--heartbeat-interval", "50", "--election-timeout", "500",
 		"--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn")
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
+	dieWithParent(n.cmd)
 	if err := n.cmd.Start(); err != nil {
 		return err
 	}

@@ -205,6 +205,7 @@ func startMember(t *testing.T, spec memberSpec) *memberProc {
 	cmd.Env = append(os.Environ(), memberEnv+"="+string(b))
 	mp := &memberProc{t: t, id: spec.ID, cmd: cmd, stderr: new(syncBuffer), exited: make(chan struct{}), seen: make(chan struct{})}
 	cmd.Stderr = mp.stderr
+	dieWithParent(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

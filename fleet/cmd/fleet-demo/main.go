@@ -136,6 +136,7 @@ func startBackend(kind, dir string) (addr string, isRedis bool, count counter, s
 			}
 			cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
 				"--appendonly", "no", "--timeout", "1", "--dir", dir, "--logfile", "")
+			dieWithParent(cmd)
 			if err := cmd.Start(); err != nil {
 				return "", false, nil, nil, err
 			}
@@ -240,6 +241,7 @@ func run(budget int, backendKind string, speed float64) error {
 		cmd := exec.Command(self)
 		cmd.Env = append(os.Environ(), memberEnv+"="+string(spec))
 		cmd.Stderr = os.Stderr
+		dieWithParent(cmd)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			return nil, err
