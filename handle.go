@@ -19,14 +19,19 @@ type Conn[T any] struct {
 	lease uint64
 }
 
-// valid panics unless the handle holds its connection.
+// valid panics unless the handle holds its connection, or held it when the
+// pool closed it under its holder (Close's deadline, an expired Lease): then
+// the holder's next use of the value fails like any use of a dead connection.
 func (h Conn[T]) valid(op string) {
-	if h.c == nil || !h.c.Held(h.lease) {
+	if h.c == nil || !h.c.Held(h.lease) && !h.forceClosed() {
 		h.misuse(op)
 	}
 }
 
-// Value returns the connection. It panics if the handle was released.
+// Value returns the connection. It panics if the handle was released. If the
+// pool closed the connection under its holder (Close's deadline, an expired
+// Lease), it returns the closed value: using it fails as a dead connection
+// does, and Release or Destroy are then no-ops.
 func (h Conn[T]) Value() T {
 	h.valid("Value")
 	return h.c.Value()

@@ -1174,8 +1174,8 @@ func (r *modelRun) opMisuse(i, verb int) {
 		}
 	}()
 	r.note("misuse: %s on released handle of conn #%d (forced=%v, pool closed=%v): panic=%v", name, hh.v.serial, hh.forced, r.closed, got)
-	if hh.forced && verb != 2 {
-		return // either a no-op or the misuse panic is fine
+	if hh.forced {
+		return // closed under its holder: a no-op (Value gives the closed value), or the misuse panic once reused
 	}
 	if got == nil {
 		r.fatalf("%s on a released handle (conn #%d, pool closed=%v) did not panic", name, hh.v.serial, r.closed)

@@ -206,10 +206,11 @@ func (p *Pool[T]) checkBounds(min, max int) error {
 // max connections of this pool (Stats.Slots ≤ max). Held connections above
 // the new max retire as they are released; if ctx ends first, the ones still
 // held are closed under their holders (their late Release or Destroy is then
-// a no-op), and ResizeWait returns once those closes have returned, with an
-// error wrapping ctx's that says how many it took. It waits at most a short
-// grace for Close callbacks after ctx ends; one still running then is
-// reported as stuck. A nil ctx panics.
+// a no-op; logged as resize.forced), and ResizeWait returns nil once those
+// closes have returned: the bound holds. It waits at most a short grace
+// (100ms) for Close callbacks after ctx ends, and returns an error wrapping
+// ctx's, naming the slots still taken, if the bound does not hold by then
+// (a Close or a dial that hangs). A nil ctx panics.
 func (p *Pool[T]) ResizeWait(ctx context.Context, min, max int) error {
 	if ctx == nil {
 		panic("tidepool: ResizeWait called with a nil context")
@@ -221,15 +222,15 @@ func (p *Pool[T]) ResizeWait(ctx context.Context, min, max int) error {
 		return nil
 	}
 	held := p.rec.ForceOver(max)
+	if held > 0 {
+		p.log.Warn(event.ResizeForced, zap.String("event", event.ResizeForced), zap.Int("max", max), zap.Int("held", held))
+	}
 	gctx, cancel := context.WithTimeout(context.Background(), closeGrace)
 	defer cancel()
 	if err := p.rec.Within(gctx, max); err != nil {
 		s := p.Stats()
-		return fmt.Errorf("tidepool: resize: closed %d held connections under their holders; still %d slots taken (%d dialing, %d closing): %w",
-			held, s.Slots, s.Dialing, s.Closing, ctx.Err())
-	}
-	if held > 0 {
-		return fmt.Errorf("tidepool: resize: closed %d held connections under their holders: %w", held, ctx.Err())
+		return fmt.Errorf("tidepool: resize: %d slots still taken above max %d after closing %d held connections (%d dialing, %d closing): %w",
+			s.Slots, max, held, s.Dialing, s.Closing, ctx.Err())
 	}
 	return nil
 }

@@ -7,9 +7,8 @@ import (
 	"github.com/tidepool-go/tidepool"
 )
 
-// Pool is what a fleet member needs of its pool. A *tidepool.Pool[T] of the
-// core API v2 has these methods; until that core lands, NewPool returns an
-// adapter over today's pool (see corecompat.go).
+// Pool is what a fleet member needs of its pool; a *tidepool.Pool[T] has these
+// methods (NewPool makes one that rests at nothing).
 //
 // The member relies on exactly these promises:
 //   - Lease(max, until): until `until` (monotonic clock) the pool may hold up

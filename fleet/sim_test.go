@@ -182,7 +182,7 @@ func (p *fakePool) ResizeWait(ctx context.Context, _, n int) error {
 func (p *fakePool) Stats() tidepool.Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return tidepool.Stats{Name: p.name, Total: p.slots, InUse: p.held, Waiting: max(0, p.demand-p.slots), WaitedAcquires: p.waited}
+	return tidepool.Stats{Name: p.name, Slots: p.slots, Total: p.slots, InUse: p.held, Waiting: max(0, p.demand-p.slots), WaitedAcquires: p.waited}
 }
 
 // simOptions are the timings the integration tests use too: TTL 5 s, a

@@ -883,19 +883,28 @@ func (r *Reconciler[T]) dialed(c command[T]) {
 	r.open++
 	r.log.Info(event.ConnDialed, zap.String("event", event.ConnDialed), zap.Uint64("conn_id", cn.ID()),
 		zap.Duration("took", c.took), zap.String("why", d.why.String()), zap.Bool("probe", d.probe))
-	if d.reply != nil {
-		d.reply <- nil
-	}
+	var reason conn.Reason
 	switch {
 	case r.closed:
-		cn.Retire(1)
-		r.retire(cn, conn.ReasonClose, nil, false)
+		reason = conn.ReasonClose
+	case d.cancelled:
+		// Cancelled by an expired lease, yet it connected: it is above the
+		// max in force, so it closes at once and is never handed out.
+		reason = conn.ReasonShrink
 	case d.resetGen != r.resetGen:
-		cn.Retire(1)
-		r.retire(cn, conn.ReasonReset, nil, false)
+		reason = conn.ReasonReset
 	default:
+		if d.reply != nil {
+			d.reply <- nil
+		}
 		r.h.Born(cn)
+		return
 	}
+	if d.reply != nil {
+		d.reply <- fmt.Errorf("%w: the dial's connection was retired at once (%s)", ErrExhausted, reason)
+	}
+	cn.Retire(1)
+	r.retire(cn, reason, nil, false)
 }
 
 // dialFailed counts a failed dial: backoff, the outage it starts or extends,

@@ -20,6 +20,7 @@ const (
 	ResizeRequested  = "resize.requested"
 	ResizeAdopted    = "resize.adopted"
 	ResizeReached    = "resize.reached"
+	ResizeForced     = "resize.forced"
 	LeaseExpired     = "lease.expired"
 	PoolReset        = "pool.reset"
 	AcquireWaited    = "acquire.waited"
@@ -35,7 +36,7 @@ const (
 // All lists every event, for the schema test.
 var All = []string{
 	PoolStarted, PoolWarmed, ConnDialed, DialFailed, Recovered, ConnRetired, CheckFailed, CloseFailed,
-	CallbackPanicked, CallbackTimedOut, ConnHijacked, ResizeRequested, ResizeAdopted, ResizeReached,
+	CallbackPanicked, CallbackTimedOut, ConnHijacked, ResizeRequested, ResizeAdopted, ResizeReached, ResizeForced,
 	LeaseExpired, PoolReset, AcquireWaited, AcquireRejected, LeakSuspected, LeakReleased,
 	CloseStarted, CloseForced, CloseStuck, PoolClosed,
 }
