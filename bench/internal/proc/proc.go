@@ -1,0 +1,57 @@
+package proc
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"sync"
+	"testing"
+)
+
+// FreePort asks the kernel for a free TCP port on 127.0.0.1 by binding port 0
+// and closing the listener. Another process may take the port before the
+// caller binds it, so callers retry with a new port when their bind fails.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Buffer collects a child process's output; the copier goroutine of os/exec
+// writes it while the caller reads it. Safe for concurrent use.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (l *Buffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far ("" for a nil Buffer).
+func (l *Buffer) String() string {
+	if l == nil {
+		return ""
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Missing reports that a server binary a test or benchmark needs is not
+// installed: a benchmark, or a test outside CI, is skipped with msg; a test
+// under CI (the CI environment variable is set) fails, so that a CI script
+// that forgot to install the server cannot pass by skipping.
+func Missing(tb testing.TB, msg string) {
+	tb.Helper()
+	if _, isBench := tb.(*testing.B); !isBench && os.Getenv("CI") != "" {
+		tb.Fatalf("%s (CI is set, so this fails instead of skipping)", msg)
+	}
+	tb.Skip(msg)
+}
