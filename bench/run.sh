@@ -19,7 +19,8 @@
 # process hurts one sample of every pool instead of every sample of one. The
 # rounds share one PostgreSQL and one redis-server, started here on 127.0.0.1
 # (cmd/benchservers) and stopped at the end; without them S8 skips, saying why.
-# With the defaults it takes about 12 minutes on a 2-core machine.
+# With the defaults it takes about 14 minutes on a 2-core machine (5 rounds of
+# about 2.3 minutes, the -race harness tests about 1 minute, profiling 1 minute).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -42,6 +43,7 @@ cleanup() {
 trap cleanup EXIT
 t_start=$(date +%s)
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+commit=$(git -C .. describe --always --dirty 2>/dev/null || echo unknown) # before this run rewrites its outputs
 phase() { echo "== $*" >&2; }
 
 phase "building the benchmark binary and the server helper"
@@ -113,7 +115,6 @@ cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 bench_cpu=$(grep -m1 '^cpu:' results.txt | cut -d: -f2- | sed 's/^ *//;s/ *$//' || true)
 mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 versions=$(go list -m -f '{{.Path}} {{.Version}}' github.com/jackc/puddle/v2 github.com/jackc/pgx/v5 github.com/gomodule/redigo | paste -sd ';' | sed 's/;/; /g')
-commit=$(git -C .. describe --always --dirty 2>/dev/null || echo unknown)
 took=$(( $(date +%s) - t_start ))
 
 {
