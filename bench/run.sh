@@ -73,7 +73,8 @@ fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 status=0
 : > "$tmp/results.txt"
-common=(-test.run '^$' -test.benchmem -test.benchtime "$BENCHTIME" -test.timeout 60m)
+# -test.v: the testing package prints why a benchmark skipped only under -v.
+common=(-test.run '^$' -test.v -test.benchmem -test.benchtime "$BENCHTIME" -test.timeout 60m)
 t0=$(date +%s)
 for round in $(seq "$COUNT"); do
   phase "round $round of $COUNT: S1–S3 at GOMAXPROCS $CPUS"
@@ -108,7 +109,7 @@ phase "benchstat, goals, chart"
 stat_by_pool=$(go tool benchstat -col /pool results.txt)
 go run ./cmd/chart results.txt > chart.svg
 report=$(go run ./cmd/ratios -reasons reasons.md "${profiles_flag[@]}" -rounds "$COUNT" results.txt)
-skipped=$(grep -A1 -- '--- SKIP' results.txt | grep -v -- '^--$' | paste - - | sed 's/^--- SKIP: //; s/[[:space:]]\+/ /g' | sort -u || true)
+skipped=$(awk '/^--- SKIP: / { sub(/^--- SKIP: /, ""); print $0 ": " msg; next } /^    / { msg = $0; sub(/^ +[^ :]+:[0-9]+: /, "", msg) }' results.txt | sort -u || true)
 failed=$(grep -- '--- FAIL' results.txt | sort -u || true)
 
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')

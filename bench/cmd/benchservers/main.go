@@ -46,38 +46,8 @@ func main() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 
-	ctx := context.Background()
-	var lines []string
-	var stops []func()
-	if pg, err := pgtest.Start(ctx); err != nil {
-		log.Printf("PostgreSQL not started, S8Postgres will skip: %v", err)
-		lines = append(lines, export(pgtest.EnvSkip, firstLine(err.Error())))
-	} else {
-		stops = append(stops, pg.Stop)
-		log.Printf("PostgreSQL %s on %s", pg.Version(), pg.DSN())
-		lines = append(lines, export(pgtest.EnvDSN, pg.DSN()), export("TIDEPOOL_BENCH_PG_VERSION", pg.Version()))
-	}
-	if rd, err := redistest.Start(ctx); err != nil {
-		log.Printf("redis-server not started, S8Redis will skip: %v", err)
-		lines = append(lines, export(redistest.EnvSkip, firstLine(err.Error())))
-	} else {
-		stops = append(stops, rd.Stop)
-		log.Printf("redis-server %s on %s", rd.Version(), rd.Addr())
-		lines = append(lines, export(redistest.EnvAddr, rd.Addr()), export("TIDEPOOL_BENCH_REDIS_VERSION", rd.Version()))
-	}
-	stop := func() {
-		for _, f := range stops {
-			f()
-		}
-	}
-	// Written whole under another name and renamed, so that a reader polling
-	// for the file never sees half of it.
-	tmp := *envPath + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		stop()
-		log.Fatal(err)
-	}
-	if err := os.Rename(tmp, *envPath); err != nil {
+	lines, stop := start(context.Background())
+	if err := writeEnv(*envPath, lines); err != nil {
 		stop()
 		log.Fatal(err)
 	}
@@ -98,6 +68,43 @@ func main() {
 			}
 		}
 	}
+}
+
+// start starts both servers and returns the export lines for them (or the
+// skip reason of one that did not start) and the function that stops them.
+func start(ctx context.Context) (lines []string, stop func()) {
+	var stops []func()
+	if pg, err := pgtest.Start(ctx); err != nil {
+		log.Printf("PostgreSQL not started, S8Postgres will skip: %v", err)
+		lines = append(lines, export(pgtest.EnvSkip, firstLine(err.Error())))
+	} else {
+		stops = append(stops, pg.Stop)
+		log.Printf("PostgreSQL %s on %s", pg.Version(), pg.DSN())
+		lines = append(lines, export(pgtest.EnvDSN, pg.DSN()), export("TIDEPOOL_BENCH_PG_VERSION", pg.Version()))
+	}
+	if rd, err := redistest.Start(ctx); err != nil {
+		log.Printf("redis-server not started, S8Redis will skip: %v", err)
+		lines = append(lines, export(redistest.EnvSkip, firstLine(err.Error())))
+	} else {
+		stops = append(stops, rd.Stop)
+		log.Printf("redis-server %s on %s", rd.Version(), rd.Addr())
+		lines = append(lines, export(redistest.EnvAddr, rd.Addr()), export("TIDEPOOL_BENCH_REDIS_VERSION", rd.Version()))
+	}
+	return lines, func() {
+		for _, f := range stops {
+			f()
+		}
+	}
+}
+
+// writeEnv writes the lines to path whole, under another name first and then
+// renamed, so that a reader polling for the file never sees half of it.
+func writeEnv(path string, lines []string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // export renders a shell export line with the value single-quoted.

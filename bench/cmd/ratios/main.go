@@ -11,6 +11,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/tidepool-go/tidepool/bench"
@@ -31,13 +32,14 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), *reasons, *profiles, *rounds, *readme); err != nil {
+	if err := run(os.Stdout, flag.Arg(0), *reasons, *profiles, *rounds, *readme); err != nil {
 		fmt.Fprintln(os.Stderr, "ratios:", err)
 		os.Exit(1)
 	}
 }
 
-func run(resultsPath, reasonsPath, profileDir string, rounds int, readme bool) error {
+// run writes the report of the results file to w.
+func run(w io.Writer, resultsPath, reasonsPath, profileDir string, rounds int, readme bool) error {
 	s, err := results.ParseFile(resultsPath)
 	if err != nil {
 		return err
@@ -55,9 +57,9 @@ func run(resultsPath, reasonsPath, profileDir string, rounds int, readme bool) e
 		}
 	}
 	if readme {
-		r.WriteReadme(os.Stdout)
+		r.WriteReadme(w)
 		return nil
 	}
-	r.WriteAll(os.Stdout)
+	r.WriteAll(w)
 	return nil
 }

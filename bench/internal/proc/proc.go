@@ -2,6 +2,7 @@ package proc
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"sync"
@@ -48,10 +49,18 @@ func (l *Buffer) String() string {
 // installed: a benchmark, or a test outside CI, is skipped with msg; a test
 // under CI (the CI environment variable is set) fails, so that a CI script
 // that forgot to install the server cannot pass by skipping.
+//
+// The testing package prints a skipped benchmark's message only under -v, so
+// without -v Missing also writes it to stderr: a user who runs the S8
+// benchmarks without a server learns why they printed nothing.
 func Missing(tb testing.TB, msg string) {
 	tb.Helper()
-	if _, isBench := tb.(*testing.B); !isBench && os.Getenv("CI") != "" {
+	_, isBench := tb.(*testing.B)
+	if !isBench && os.Getenv("CI") != "" {
 		tb.Fatalf("%s (CI is set, so this fails instead of skipping)", msg)
+	}
+	if isBench && !testing.Verbose() {
+		fmt.Fprintf(os.Stderr, "--- SKIP: %s: %s\n", tb.Name(), msg)
 	}
 	tb.Skip(msg)
 }

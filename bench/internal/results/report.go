@@ -353,7 +353,7 @@ func (r *Report) span(id string) string {
 		if v.Other == "" && (v.Unit == "allocs/op" || v.Unit == "lost") {
 			return fmt.Sprintf("%.0f", x)
 		}
-		return fmt.Sprintf("%.2g", x)
+		return fmt.Sprintf("%.2f", x)
 	}
 	if f(lo) == f(hi) {
 		return f(lo) + suffix
@@ -387,7 +387,11 @@ func (r *Report) WriteReadme(w io.Writer) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "In the last full run of `bench/run.sh` (%d rounds, GOMAXPROCS %s; every pool in one process, side by side:\n", r.Rounds, strings.Join(ps, " and "))
+	rounds := fmt.Sprintf("%d rounds", r.Rounds)
+	if r.Rounds == 1 {
+		rounds = "1 round"
+	}
+	fmt.Fprintf(w, "In the last full run of `bench/run.sh` (%s, GOMAXPROCS %s; every pool in one process, side by side:\n", rounds, strings.Join(ps, " and "))
 	fmt.Fprintf(w, "[bench/RESULTS.md](bench/RESULTS.md)), tidepool took %s puddle's time and %s the mutex+slice pool's\n", r.span("S1.puddle"), r.span("S1.mutex"))
 	fmt.Fprintf(w, "per acquire+release on one goroutine (%s allocs/op), and %s the mutex+slice pool's with %s goroutines\n", r.span("S1.allocs"), r.span("S2.mutex"), grange)
 	fmt.Fprintf(w, "in parallel and nobody waiting. With 64 goroutines on 4 connections it served %s puddle's throughput with\n", r.span("S3.ops"))
