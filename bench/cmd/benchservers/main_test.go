@@ -23,8 +23,12 @@ func env(t *testing.T, lines []string) map[string]string {
 	if err := writeEnv(path, lines); err != nil {
 		t.Fatal(err)
 	}
-	// Let the shell read the file, as run.sh does, and print the variables.
-	out, err := exec.Command("bash", "-c", `. "$1" && env | grep '^TIDEPOOL_BENCH_'`, "-", path).Output()
+	// Let the shell read the file, as run.sh does, and print the variables;
+	// in an environment of its own, so that a server run.sh exported to this
+	// test does not show up as one start exported.
+	cmd := exec.Command("bash", "-c", `. "$1" && env | grep '^TIDEPOOL_BENCH_'`, "-", path)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("sourcing %s: %v\n%s", path, err, strings.Join(lines, "\n"))
 	}
