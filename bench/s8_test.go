@@ -70,14 +70,23 @@ func BenchmarkS8Redis(b *testing.B) {
 	}
 }
 
-// s8Sub runs s8 against a pool made by mk, as sub-benchmark pool=name.
+// s8Sub runs s8 against a pool made by mk, as sub-benchmark pool=name. The
+// pool is made once and kept across the b.N runs the testing package makes of
+// the leaf (as a service keeps its pool), and closed after the last.
 func s8Sub[R, H any](b *testing.B, name string, mk func(context.Context) (Pool[R, H], error), op func(context.Context, R, int) error) {
-	b.Run("pool="+name, func(b *testing.B) {
-		p, err := mk(context.Background())
-		if err != nil {
-			b.Fatalf("%s: %v", name, err)
+	var p Pool[R, H]
+	defer func() {
+		if p != nil {
+			p.Close()
 		}
-		defer p.Close()
+	}()
+	b.Run("pool="+name, func(b *testing.B) {
+		if p == nil {
+			var err error
+			if p, err = mk(context.Background()); err != nil {
+				b.Fatalf("%s: %v", name, err)
+			}
+		}
 		s8(b, p, op)
 	})
 }
