@@ -257,7 +257,7 @@ func TestDriveSamplesEveryKthOpOfEachGoroutineAndSumsTheWorkers(t *testing.T) {
 				bad = append(bad, fmt.Sprintf("goroutine %d op %d: Sampled() = %v", w.G, i, w.Sampled()))
 			}
 			if w.Sampled() {
-				w.Record(int64(w.G)*1_000_000 + i) // encodes who recorded which op
+				w.Record(int64(w.G)<<40 | i) // encodes who recorded which op
 			}
 			w.Sums[0]++
 			w.Sums[1] += 2

@@ -69,7 +69,7 @@ t_tests=0
 if [ "$TESTS" != 0 ]; then
   race=()
   [ "$TESTS" = race ] && race=(-race)
-  phase "harness tests ${race[*]}, against the same servers"
+  phase "harness tests (go test ${race[*]} ./...), against the same servers"
   t0=$(date +%s)
   go test "${race[@]}" -count=1 ./... >&2
   t_tests=$(( $(date +%s) - t0 ))
