@@ -11,23 +11,27 @@
 #        COUNT=1 BENCHTIME=100ms TESTS=0 bench/run.sh 2    # a quick check of the harness
 #
 # Environment: COUNT rounds (default 5); BENCHTIME per benchmark (default 1s),
-# except S7, which builds 10,000 connections per op and runs S7_BENCHTIME
-# (default 3x); PROFILE=1 profiles S8 in a separate pass (default 1) for
-# PROFILE_BENCHTIME (default 1s); TESTS=1 runs the harness's own tests first
-# (default), TESTS=race runs them with -race, TESTS=0 skips them.
+# except S1 and S2, whose ops take nanoseconds and run S12_BENCHTIME (default
+# BENCHTIME when that is set, else 500ms: millions of ops a sample), and S7,
+# which builds 10,000 connections per op and runs S7_BENCHTIME (default 3x);
+# PROFILE=1 profiles S8 in a separate pass (default 1) for PROFILE_BENCHTIME
+# (default 1s); TESTS=1 runs the harness's own tests first (default),
+# TESTS=race runs them with -race, TESTS=0 skips them.
 #
 # Each round runs every scenario and every pool once, S1–S3 at each GOMAXPROCS of
 # the CPU list and S4–S8 at the machine's, so that a burst of load from another
 # process hurts one sample of every pool instead of every sample of one. The
 # rounds share one PostgreSQL and one redis-server, started here on 127.0.0.1
 # (cmd/benchservers) and stopped at the end; without them S8 skips, saying why.
-# With the defaults it takes about 14 minutes on a 2-core machine (5 rounds of
-# about 2.3 minutes, the -race harness tests about 1 minute, profiling 1 minute).
+# With the defaults it takes 11–15 minutes on a 2-core machine, depending on
+# what else runs there: 5 rounds of 1.8–2.6 minutes, the harness tests and the
+# S8 profiling pass about 1.5 minutes together.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 CPUS=${1:-${CPUS:-1,2}}
 COUNT=${COUNT:-5}
+S12_BENCHTIME=${S12_BENCHTIME:-${BENCHTIME:-500ms}}
 BENCHTIME=${BENCHTIME:-1s}
 PROFILE=${PROFILE:-1}
 PROFILE_BENCHTIME=${PROFILE_BENCHTIME:-1s}
@@ -83,7 +87,8 @@ common=(-test.run '^$' -test.v -test.benchmem -test.benchtime "$BENCHTIME" -test
 t0=$(date +%s)
 for round in $(seq "$COUNT"); do
   phase "round $round of $COUNT: S1–S3 at GOMAXPROCS $CPUS"
-  "$tmp/bench.test" -test.bench '^Benchmark(S1|S2|S3)' -test.cpu "$CPUS" "${common[@]}" | tee -a "$tmp/results.txt" >&2 || status=1
+  "$tmp/bench.test" -test.bench '^BenchmarkS[12]' -test.cpu "$CPUS" "${common[@]}" -test.benchtime "$S12_BENCHTIME" | tee -a "$tmp/results.txt" >&2 || status=1
+  "$tmp/bench.test" -test.bench '^BenchmarkS3' -test.cpu "$CPUS" "${common[@]}" | tee -a "$tmp/results.txt" >&2 || status=1
   phase "round $round of $COUNT: S4–S8"
   "$tmp/bench.test" -test.bench '^BenchmarkS[4-68]' "${common[@]}" | tee -a "$tmp/results.txt" >&2 || status=1
   "$tmp/bench.test" -test.bench '^BenchmarkS7' "${common[@]}" -test.benchtime "$S7_BENCHTIME" | tee -a "$tmp/results.txt" >&2 || status=1
@@ -167,7 +172,8 @@ means other work shared the CPUs).
 cd bench
 go test -c -o bench.test .
 # COUNT=$COUNT rounds of:
-./bench.test -test.run '^\$' -test.bench '^Benchmark(S1|S2|S3)' -test.cpu $CPUS -test.benchmem -test.benchtime $BENCHTIME
+./bench.test -test.run '^\$' -test.bench '^BenchmarkS[12]' -test.cpu $CPUS -test.benchmem -test.benchtime $S12_BENCHTIME
+./bench.test -test.run '^\$' -test.bench '^BenchmarkS3' -test.cpu $CPUS -test.benchmem -test.benchtime $BENCHTIME
 ./bench.test -test.run '^\$' -test.bench '^BenchmarkS[4-68]' -test.benchmem -test.benchtime $BENCHTIME
 ./bench.test -test.run '^\$' -test.bench '^BenchmarkS7' -test.benchmem -test.benchtime $S7_BENCHTIME
 # then, with the servers of cmd/benchservers in the environment:
