@@ -23,9 +23,9 @@
 # process hurts one sample of every pool instead of every sample of one. The
 # rounds share one PostgreSQL and one redis-server, started here on 127.0.0.1
 # (cmd/benchservers) and stopped at the end; without them S8 skips, saying why.
-# With the defaults it takes 11–15 minutes on a 2-core machine, depending on
-# what else runs there: 5 rounds of 1.8–2.6 minutes, the harness tests and the
-# S8 profiling pass about 1.5 minutes together.
+# With the defaults it takes about 11 minutes on a 2-core machine even with other
+# work on it (measured at a load average of 14: a round 117 s, the harness tests
+# 50 s, the S8 profiling pass 23 s).
 set -euo pipefail
 cd "$(dirname "$0")"
 
