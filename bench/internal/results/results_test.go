@@ -213,9 +213,9 @@ func TestReportShowsVerdictsReasonsAndReadmeLines(t *testing.T) {
 		"| `S1.puddle` |", "one more CAS than puddle's fast path", // a miss with its reason
 		"_reason to be written: `- S1.mutex: …` in bench/reasons.md_", // a miss without one
 		"| `S3.ops` |", "| met |",
-		"| 2 | 32 | S2, 16×P |",   // the scaling table's row at cpu=2, gpp=16
+		"| 2 | 32 | S2, 16×P |",    // the scaling table's row at cpu=2, gpp=16
 		"0.30–0.42× puddle's time", // README: S1 ratios over both GOMAXPROCS
-		"with 1 connection lost",  // README: S5
+		"with 1 connection lost",   // README: S5
 		"0.99× pgxpool's throughput",
 		"In the last full run of `bench/run.sh` (2 rounds, GOMAXPROCS 1 and 2",
 	} {
