@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -367,5 +368,32 @@ func TestEveryAdapterHandsEachConnectionToOneHolderAtATimeUnderConcurrency(t *te
 				t.Fatalf("only %d of %d connections acquirable afterwards", n, size)
 			}
 		})
+	}
+}
+
+func TestRecordAllocatesNothingAndKeepsEverySample(t *testing.T) {
+	w := &Worker{arena: newArena(100 * sampleChunk)}
+	next := int64(0)
+	// Counted whole rather than with testing.AllocsPerRun, whose integer
+	// division would hide an allocation every few chunks.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 50 * (sampleChunk + 1) { // crosses 50 chunk boundaries
+		w.Record(next)
+		next++
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.Mallocs - before.Mallocs; n != 0 {
+		t.Fatalf("Record allocated %d times over %d calls; want 0", n, next)
+	}
+	got := w.arena.samples()
+	if int64(len(got)) != next {
+		t.Fatalf("%d samples kept of %d recorded", len(got), next)
+	}
+	for i, v := range got {
+		if v != int64(i) { // one worker: its chunks are claimed in order
+			t.Fatalf("sample %d = %d, want %d", i, v, i)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,7 +29,6 @@ type Worker struct {
 	ops, ok int64
 	mask    int64   // sample when ops&mask == 0; -1: never
 	buf     []int64 // the current chunk of samples, filled up to len
-	full    [][]int64
 	arena   *arena
 	_       [128]byte // keeps the next Worker's fields off this one's lines (and their prefetch pair)
 }
@@ -39,14 +39,12 @@ type Worker struct {
 // are measured does not depend on how the pool behaves.
 func (w *Worker) Sampled() bool { return w.mask >= 0 && w.ops&w.mask == 0 }
 
-// Record keeps one sample (a wait or a latency, in ns). The storage is
-// preallocated before the timer starts and claimed in chunks, so Record never
-// allocates and workers never share a cache line.
+// Record keeps one sample (a wait or a latency, in ns; any value but
+// math.MinInt64, which marks an empty slot). The storage is preallocated
+// before the timer starts and claimed in chunks, so Record never allocates and
+// workers never share a cache line.
 func (w *Worker) Record(v int64) {
 	if len(w.buf) == cap(w.buf) {
-		if w.buf != nil {
-			w.full = append(w.full, w.buf)
-		}
 		w.buf = w.arena.chunk()
 	}
 	w.buf = append(w.buf, v)
@@ -56,10 +54,31 @@ func (w *Worker) Record(v int64) {
 // 4 KiB, so that chunks of different workers share no cache line.
 const sampleChunk = 512
 
-// arena is the preallocated storage of a Drive's samples.
+// arena is the preallocated storage of a Drive's samples, every slot empty
+// (math.MinInt64) until a worker records into it.
 type arena struct {
 	buf  []int64
 	next atomic.Int64
+}
+
+func newArena(n int) *arena {
+	a := &arena{buf: make([]int64, n)}
+	for i := range a.buf {
+		a.buf[i] = math.MinInt64
+	}
+	return a
+}
+
+// samples returns the recorded values: the claimed chunks without their empty
+// tails.
+func (a *arena) samples() []int64 {
+	var out []int64
+	for _, v := range a.buf[:min(a.next.Load(), int64(len(a.buf)))] {
+		if v != math.MinInt64 {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func (a *arena) chunk() []int64 {
@@ -114,7 +133,7 @@ func Drive(b *testing.B, g, sampleEvery int, op func(w *Worker) bool) LoadResult
 		mask = int64(sampleEvery - 1)
 		// Each worker records at most ⌈ops/sampleEvery⌉ samples and leaves at
 		// most one chunk partly used.
-		ar = &arena{buf: make([]int64, n/sampleEvery+g+g*sampleChunk)}
+		ar = newArena(n/sampleEvery + g + g*sampleChunk)
 	}
 	batch := int64(min(max(n/(g*64), 1), maxBatch))
 	workers := make([]Worker, g)
@@ -160,10 +179,9 @@ func Drive(b *testing.B, g, sampleEvery int, op func(w *Worker) bool) LoadResult
 		res.OK += w.ok
 		res.Sums[0] += w.Sums[0]
 		res.Sums[1] += w.Sums[1]
-		for _, c := range w.full {
-			res.Samples = append(res.Samples, c...)
-		}
-		res.Samples = append(res.Samples, w.buf...)
+	}
+	if ar != nil {
+		res.Samples = ar.samples()
 	}
 	return res
 }
