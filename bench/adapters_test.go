@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -221,17 +224,15 @@ func TestPercentilesPickFromTheSortedWaits(t *testing.T) {
 
 func TestDriveRunsExactlyBNOpsAndCountsThemPerGoroutine(t *testing.T) {
 	var total, ok int64
-	var perG []int64
 	var n int
 	testing.Benchmark(func(b *testing.B) {
-		res := Drive(b, 8, func(gi int) (time.Duration, bool) { return time.Duration(gi), gi%2 == 0 })
-		n, perG, ok = b.N, res.PerG, res.OK
-		total = 0
-		for _, c := range perG {
+		res := Drive(b, 8, 0, func(w *Worker) bool { return w.G%2 == 0 })
+		n, ok, total = b.N, res.OK, 0
+		for _, c := range res.PerG {
 			total += c
 		}
-		if len(res.Waits) != b.N {
-			t.Errorf("len(Waits) = %d, want b.N = %d", len(res.Waits), b.N)
+		if len(res.Samples) != 0 {
+			t.Errorf("Drive without sampling kept %d samples", len(res.Samples))
 		}
 	})
 	if total != int64(n) {
@@ -239,6 +240,71 @@ func TestDriveRunsExactlyBNOpsAndCountsThemPerGoroutine(t *testing.T) {
 	}
 	if ok == 0 || ok == total {
 		t.Fatalf("OK = %d of %d: the even goroutines succeed and the odd fail, so it must be in between", ok, total)
+	}
+}
+
+func TestDriveSamplesEveryKthOpOfEachGoroutineAndSumsTheWorkers(t *testing.T) {
+	const g, every = 5, 4
+	var bad []string
+	testing.Benchmark(func(b *testing.B) {
+		var mu sync.Mutex
+		seen := make([]int64, g) // ops per goroutine, counted independently
+		res := Drive(b, g, every, func(w *Worker) bool {
+			mu.Lock()
+			i := seen[w.G]
+			seen[w.G]++
+			mu.Unlock()
+			if w.Sampled() != (i%every == 0) {
+				bad = append(bad, fmt.Sprintf("goroutine %d op %d: Sampled() = %v", w.G, i, w.Sampled()))
+			}
+			if w.Sampled() {
+				w.Record(int64(w.G)<<40 | i) // encodes who recorded which op
+			}
+			w.Sums[0]++
+			w.Sums[1] += 2
+			return true
+		})
+		want := 0
+		for gi, c := range res.PerG {
+			if c != seen[gi] {
+				bad = append(bad, fmt.Sprintf("PerG[%d] = %d, counted %d", gi, c, seen[gi]))
+			}
+			want += int((c + every - 1) / every)
+		}
+		if len(res.Samples) != want {
+			bad = append(bad, fmt.Sprintf("b.N=%d: %d samples, want Σ⌈ops/%d⌉ = %d", b.N, len(res.Samples), every, want))
+		}
+		uniq := map[int64]bool{}
+		for _, v := range res.Samples {
+			if uniq[v] {
+				bad = append(bad, fmt.Sprintf("sample %d kept twice", v))
+			}
+			uniq[v] = true
+		}
+		if res.Sums[0] != int64(b.N) || res.Sums[1] != 2*int64(b.N) {
+			bad = append(bad, fmt.Sprintf("Sums = %v, want [b.N 2·b.N] with b.N=%d", res.Sums, b.N))
+		}
+	})
+	if len(bad) > 0 {
+		t.Fatal(strings.Join(bad[:min(len(bad), 10)], "\n"))
+	}
+}
+
+func TestWorkChangesTheConnectionSoItCannotBeOptimisedAway(t *testing.T) {
+	a, b := &FakeConn{}, &FakeConn{}
+	a.Work(10)
+	b.Work(10)
+	if a.Sum == 0 || a.Sum != b.Sum || a.Uses != 1 {
+		t.Fatalf("Work(10) from the same state: sums %#x and %#x, uses %d; want equal, non-zero, 1", a.Sum, b.Sum, a.Uses)
+	}
+	before := a.Sum
+	a.Work(1)
+	if a.Sum == before {
+		t.Fatal("one more iteration left the connection's state unchanged")
+	}
+	c := Calibrate()
+	if c.Iters < 1 || c.IterNs <= 0 || c.ClockNs <= 0 || c.ClockIters < 0 || c.ClockIters > c.Iters {
+		t.Fatalf("Calibrate() = %+v: want positive costs and 0 ≤ ClockIters ≤ Iters", c)
 	}
 }
 
@@ -265,5 +331,69 @@ func TestEchoServerEchoesOverLoopback(t *testing.T) {
 	}
 	if string(buf) != want {
 		t.Fatalf("echo returned %q, want %q", buf, want)
+	}
+}
+
+func TestEveryAdapterHandsEachConnectionToOneHolderAtATimeUnderConcurrency(t *testing.T) {
+	for _, m := range makers() {
+		t.Run(m.name, func(t *testing.T) {
+			const size, goroutines, rounds = 4, 16, 300
+			p, err := m.mk(t.Context(), FakeSpec(size))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			var holders [size + 1]atomic.Int32 // by connection ID (1..size)
+			var wg sync.WaitGroup
+			for range goroutines {
+				wg.Go(func() {
+					for range rounds {
+						h, err := p.Get(t.Context())
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						c := p.Value(h)
+						if n := holders[c.ID].Add(1); n != 1 {
+							t.Errorf("connection %d has %d holders at once", c.ID, n)
+						}
+						c.Work(50) // unsynchronised writes: the race detector sees a second holder too
+						holders[c.ID].Add(-1)
+						p.Put(h)
+					}
+				})
+			}
+			wg.Wait()
+			if n := acquirable(p, size, time.Second); n != size {
+				t.Fatalf("only %d of %d connections acquirable afterwards", n, size)
+			}
+		})
+	}
+}
+
+func TestRecordAllocatesNothingAndKeepsEverySample(t *testing.T) {
+	w := &Worker{arena: newArena(100 * sampleChunk)}
+	next := int64(0)
+	// Counted whole rather than with testing.AllocsPerRun, whose integer
+	// division would hide an allocation every few chunks.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 50 * (sampleChunk + 1) { // crosses 50 chunk boundaries
+		w.Record(next)
+		next++
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.Mallocs - before.Mallocs; n != 0 {
+		t.Fatalf("Record allocated %d times over %d calls; want 0", n, next)
+	}
+	got := w.arena.samples()
+	if int64(len(got)) != next {
+		t.Fatalf("%d samples kept of %d recorded", len(got), next)
+	}
+	for i, v := range got {
+		if v != int64(i) { // one worker: its chunks are claimed in order
+			t.Fatalf("sample %d = %d, want %d", i, v, i)
+		}
 	}
 }

@@ -7,14 +7,13 @@ import (
 	"time"
 
 	"github.com/puzpuzpuz/xsync/v3"
-
-	"github.com/tidepool-go/tidepool/conn"
-	"github.com/tidepool-go/tidepool/queue"
 )
 
-// The Cost benchmarks price the pieces of tidepool's hot path one by one, on
-// one goroutine, so that a missed S1/S2 target can be traced to the piece that
-// costs the time. run.sh does not run them; run them with
+// The Cost benchmarks price the building blocks a pool's hot path is made of,
+// one by one, on one goroutine, so that a missed S1/S2 goal can be traced to
+// the piece that costs the time. They use only public packages: tidepool's own
+// idle structure and connection state are internal and have their benchmarks
+// in the library. run.sh does not run them; run them with
 //
 //	go test -run '^$' -bench '^BenchmarkCost' -benchmem .
 
@@ -38,24 +37,6 @@ func BenchmarkCostMPMCEnqueueDequeue(b *testing.B) {
 	for b.Loop() {
 		q.TryEnqueue(v)
 		q.TryDequeue()
-	}
-}
-
-func BenchmarkCostQueuePushPop(b *testing.B) {
-	q := queue.New[*int](1024 + 48)
-	v := new(int)
-	for b.Loop() {
-		q.Push(v)
-		q.Pop()
-	}
-}
-
-func BenchmarkCostConnAcquireRelease(b *testing.B) {
-	c := conn.New[int](1, 0, time.Now(), time.Time{})
-	c.Release(1)
-	for b.Loop() {
-		l, _, _ := c.Acquire()
-		c.Release(l)
 	}
 }
 

@@ -1,106 +1,152 @@
 package bench
 
 import (
-	"context"
-	"io"
-	"net"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// FakeConn is the connection of the in-memory scenarios: a small heap object,
-// as a real connection would be, that does nothing.
-type FakeConn struct {
-	ID   int64
-	Uses int64
+// Worker is one goroutine of Drive: its index, its counters and its samples.
+// Only that goroutine touches it while the ops run (Drive reads it after they
+// have all returned), and each Worker sits on cache lines of its own, so that
+// counting costs no cross-core traffic.
+type Worker struct {
+	// G is the goroutine's index, 0 ≤ G < the number of goroutines.
+	G int
+	// Sums are two accumulators for the scenario's own use (S8 adds the time
+	// spent in Get and in Put); Drive adds them up over the workers.
+	Sums [2]int64
+
+	ops, ok int64
+	mask    int64   // sample when ops&mask == 0; -1: never
+	buf     []int64 // the current chunk of samples, filled up to len
+	arena   *arena
+	_       [128]byte // keeps the next Worker's fields off this one's lines (and their prefetch pair)
 }
 
-// FakeSpec returns a Spec of size FakeConns, dialed at once.
-func FakeSpec(size int) Spec[*FakeConn] {
-	var ids atomic.Int64
-	return Spec[*FakeConn]{
-		Size: size,
-		Dial: func(context.Context) (*FakeConn, error) { return &FakeConn{ID: ids.Add(1)}, nil },
+// Sampled reports whether the op about to run is one to measure: every
+// sampleEvery-th op of this worker, starting with its first. It costs a mask
+// and a compare, and depends only on the worker's own op count, so which ops
+// are measured does not depend on how the pool behaves.
+func (w *Worker) Sampled() bool { return w.mask >= 0 && w.ops&w.mask == 0 }
+
+// Record keeps one sample (a wait or a latency, in ns; any value but
+// math.MinInt64, which marks an empty slot). The storage is preallocated
+// before the timer starts and claimed in chunks, so Record never allocates and
+// workers never share a cache line.
+func (w *Worker) Record(v int64) {
+	if len(w.buf) == cap(w.buf) {
+		w.buf = w.arena.chunk()
 	}
+	w.buf = append(w.buf, v)
 }
 
-var busySink atomic.Uint64
+// sampleChunk is how many samples a worker claims from the arena at once:
+// 4 KiB, so that chunks of different workers share no cache line.
+const sampleChunk = 512
 
-// busyIters is the number of busyLoop iterations that take about 300 ns here,
-// measured once by calibrateBusy.
-var busyIters = sync.OnceValue(func() int { return calibrateBusy(300 * time.Nanosecond) })
+// arena is the preallocated storage of a Drive's samples, every slot empty
+// (math.MinInt64) until a worker records into it.
+type arena struct {
+	buf  []int64
+	next atomic.Int64
+}
 
-//go:noinline
-func busyLoop(n int) {
-	x := uint64(n) | 1
-	for i := 0; i < n; i++ {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
+func newArena(n int) *arena {
+	a := &arena{buf: make([]int64, n)}
+	for i := range a.buf {
+		a.buf[i] = math.MinInt64
 	}
-	busySink.Store(x)
+	return a
 }
 
-func calibrateBusy(target time.Duration) int {
-	const probe = 1 << 20
-	best := time.Duration(1 << 62)
-	for range 5 {
-		t := time.Now()
-		busyLoop(probe)
-		if d := time.Since(t); d < best {
-			best = d
+// samples returns the recorded values: the claimed chunks without their empty
+// tails.
+func (a *arena) samples() []int64 {
+	var out []int64
+	for _, v := range a.buf[:min(a.next.Load(), int64(len(a.buf)))] {
+		if v != math.MinInt64 {
+			out = append(out, v)
 		}
 	}
-	n := int(float64(probe) * float64(target) / float64(best))
-	return max(n, 1)
+	return out
 }
 
-// BusyWork spins for about 300 ns, the work a holder does with a connection.
-func BusyWork() { busyLoop(busyIters()) }
+func (a *arena) chunk() []int64 {
+	i := a.next.Add(sampleChunk) - sampleChunk
+	if i+sampleChunk > int64(len(a.buf)) {
+		panic("bench: sample arena exhausted (more samples than Drive sized it for)")
+	}
+	return a.buf[i : i : i+sampleChunk]
+}
 
 // LoadResult is what Drive measured.
 type LoadResult struct {
 	Elapsed time.Duration
-	// Waits holds one acquire wait (ns) per op, in no particular order; ops
-	// that report no wait leave 0.
-	Waits []int64
-	// PerG counts the ops each goroutine did.
+	// PerG counts the ops each goroutine did, successful or not.
 	PerG []int64
 	// OK counts the ops that reported success.
 	OK int64
+	// Samples holds what the ops recorded, in no particular order.
+	Samples []int64
+	// Sums adds up the workers' Sums.
+	Sums [2]int64
 }
 
-type paddedCount struct {
-	n, ok int64
-	_     [48]byte
-}
+// maxBatch bounds how many ops a goroutine claims at once from the shared
+// budget.
+const maxBatch = 64
 
-// batch is how many ops a goroutine claims at once from the shared budget.
-const batch = 4
-
-// Drive runs b.N ops over g goroutines and times them. op is called with the
-// goroutine's index and returns the op's acquire wait and whether it
-// succeeded. The waits go into one slice preallocated for b.N ops: a goroutine
-// claims a batch of op indices from a shared counter and writes its waits at
-// those indices, so no goroutine ever contends for a slot and merging is free.
-// The timer covers only the ops.
-func Drive(b *testing.B, g int, op func(gi int) (wait time.Duration, ok bool)) LoadResult {
+// Drive runs b.N ops over g goroutines, timing only the ops. op is called with
+// the goroutine's Worker and reports whether the op succeeded; it measures what
+// it wants on the ops for which w.Sampled() is true, one in sampleEvery (a
+// power of two; 0: none), and keeps the result with w.Record.
+//
+// The goroutines share the budget of b.N ops: each claims a batch of up to
+// maxBatch ops at a time from one atomic counter (one shared write per batch,
+// not per op), so a goroutine that gets its connection more often does more of
+// the ops, and PerG shows how fairly the pool served them. The goroutines start
+// together on a channel close once all are running.
+//
+// Drive resets the benchmark's timer and memory counters first, so that ns/op,
+// B/op and allocs/op cover the ops alone, not the pool's setup before it; call
+// it once per benchmark function.
+func Drive(b *testing.B, g, sampleEvery int, op func(w *Worker) bool) LoadResult {
 	b.StopTimer()
+	b.ResetTimer()
 	n := b.N
-	res := LoadResult{Waits: make([]int64, n), PerG: make([]int64, g)}
-	counts := make([]paddedCount, g)
+	mask := int64(-1)
+	var ar *arena
+	if sampleEvery > 0 {
+		if sampleEvery&(sampleEvery-1) != 0 {
+			panic("bench: Drive's sampleEvery must be a power of two")
+		}
+		mask = int64(sampleEvery - 1)
+		// Each worker records at most ⌈ops/sampleEvery⌉ samples and leaves at
+		// most one chunk partly used.
+		ar = newArena(n/sampleEvery + g + g*sampleChunk)
+	}
+	batch := int64(min(max(n/(g*64), 1), maxBatch))
+	workers := make([]Worker, g)
 	var next atomic.Int64
 	var ready, done sync.WaitGroup
 	start := make(chan struct{})
 	ready.Add(g)
 	done.Add(g)
-	for gi := range g {
+	for gi := range workers {
+		w := &workers[gi]
+		w.G, w.mask, w.arena = gi, mask, ar
 		go func() {
 			defer done.Done()
-			c := &counts[gi]
 			ready.Done()
 			<-start
 			for {
@@ -108,42 +154,87 @@ func Drive(b *testing.B, g int, op func(gi int) (wait time.Duration, ok bool)) L
 				if lo >= int64(n) {
 					return
 				}
-				hi := min(lo+batch, int64(n))
-				for i := lo; i < hi; i++ {
-					w, ok := op(gi)
-					res.Waits[i] = int64(w)
-					c.n++
-					if ok {
-						c.ok++
+				for range min(batch, int64(n)-lo) {
+					if op(w) {
+						w.ok++
 					}
+					w.ops++
 				}
 			}
 		}()
 	}
 	ready.Wait()
+	stopProfile := startProfile(b)
 	b.StartTimer()
 	t0 := time.Now()
 	close(start)
 	done.Wait()
-	res.Elapsed = time.Since(t0)
+	elapsed := time.Since(t0)
 	b.StopTimer()
-	for i := range counts {
-		res.PerG[i] = counts[i].n
-		res.OK += counts[i].ok
+	stopProfile()
+	res := LoadResult{Elapsed: elapsed, PerG: make([]int64, g)}
+	for i := range workers {
+		w := &workers[i]
+		res.PerG[i] = w.ops
+		res.OK += w.ok
+		res.Sums[0] += w.Sums[0]
+		res.Sums[1] += w.Sums[1]
+	}
+	if ar != nil {
+		res.Samples = ar.samples()
 	}
 	return res
 }
 
-// Percentiles sorts waits and returns the given quantiles (0..1) of it.
-func Percentiles(waits []int64, qs ...float64) []float64 {
-	slices.Sort(waits)
+// EnvProfileDir names a directory: when it is set, Drive writes a CPU profile
+// of its timed region to <dir>/<benchmark name, "/" → "_", with the
+// -<GOMAXPROCS> suffix of the result line>.pprof, so that a
+// profile shows the ops and not the pool's setup. A benchmark runs Drive once
+// per b.N it tries; the last and longest run's profile is the one that stays.
+// run.sh sets it for the S8 profiling pass.
+const EnvProfileDir = "TIDEPOOL_BENCH_PROFILE_DIR"
+
+// startProfile starts the CPU profile EnvProfileDir asks for and returns the
+// function that stops it (a no-op when there is none, or when another profile,
+// such as -test.cpuprofile, is already running).
+func startProfile(b *testing.B) func() {
+	dir := os.Getenv(EnvProfileDir)
+	if dir == "" {
+		return func() {}
+	}
+	name := strings.ReplaceAll(b.Name(), "/", "_")
+	if procs := runtime.GOMAXPROCS(0); procs != 1 {
+		name += fmt.Sprintf("-%d", procs) // as the result line names it
+	}
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		b.Logf("no CPU profile: %v", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Logf("no CPU profile: %v", err)
+		_ = f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Errorf("writing the CPU profile: %v", err)
+		}
+	}
+}
+
+// Percentiles sorts xs and returns the given quantiles (0..1) of it, by the
+// nearest-rank-below rule (index ⌊q·(n−1)⌋); zeros when xs is empty.
+func Percentiles(xs []int64, qs ...float64) []float64 {
+	slices.Sort(xs)
 	out := make([]float64, len(qs))
-	if len(waits) == 0 {
+	if len(xs) == 0 {
 		return out
 	}
 	for i, q := range qs {
-		k := int(q * float64(len(waits)-1))
-		out[i] = float64(waits[k])
+		k := int(q * float64(len(xs)-1))
+		out[i] = float64(xs[k])
 	}
 	return out
 }
@@ -161,105 +252,4 @@ func Jain(xs []int64) float64 {
 		return 1
 	}
 	return s * s / (float64(len(xs)) * s2)
-}
-
-// EchoServer is a loopback TCP server on 127.0.0.1 that echoes what it reads,
-// one goroutine per connection.
-type EchoServer struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-// StartEcho listens on 127.0.0.1 on a free port and serves until Close.
-func StartEcho() (*EchoServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	s := &EchoServer{ln: ln, conns: map[net.Conn]struct{}{}}
-	s.wg.Add(1)
-	go s.accept()
-	return s, nil
-}
-
-// Addr is the server's address.
-func (s *EchoServer) Addr() string { return s.ln.Addr().String() }
-
-func (s *EchoServer) accept() {
-	defer s.wg.Done()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.conns == nil {
-			s.mu.Unlock()
-			_ = c.Close()
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go s.echo(c)
-	}
-}
-
-func (s *EchoServer) echo(c net.Conn) {
-	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		if s.conns != nil {
-			delete(s.conns, c)
-		}
-		s.mu.Unlock()
-		_ = c.Close()
-	}()
-	buf := make([]byte, 4096)
-	for {
-		n, err := c.Read(buf)
-		if n > 0 {
-			if _, werr := c.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// Close stops the server and closes every connection it accepted, then waits
-// for its goroutines.
-func (s *EchoServer) Close() {
-	_ = s.ln.Close()
-	s.mu.Lock()
-	conns := s.conns
-	s.conns = nil
-	s.mu.Unlock()
-	for c := range conns {
-		_ = c.Close()
-	}
-	s.wg.Wait()
-}
-
-// EchoSpec returns a Spec of size connections to addr.
-func EchoSpec(addr string, size int) Spec[net.Conn] {
-	var d net.Dialer
-	return Spec[net.Conn]{
-		Size:  size,
-		Dial:  func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) },
-		Close: func(c net.Conn) { _ = c.Close() },
-	}
-}
-
-// EchoRoundTrip writes buf to c and reads len(buf) bytes back into buf.
-func EchoRoundTrip(c net.Conn, buf []byte) error {
-	if _, err := c.Write(buf); err != nil {
-		return err
-	}
-	_, err := io.ReadFull(c, buf)
-	return err
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"time"
 
 	"github.com/tidepool-go/tidepool"
 )
@@ -63,3 +64,49 @@ func (t *Tidepool[R]) Resize(max int) error {
 
 // Waiting returns Stats().Waiting.
 func (t *Tidepool[R]) Waiting() int { return t.P.Stats().Waiting }
+
+// S8Tidepool configures tidepool for S8 the way the clients' own pools are
+// configured, so that S8 compares like with like:
+//
+//   - MaxSize = MinIdle = the connections (set by NewTidepool); pgxpool gets
+//     MaxConns = MinConns, redigo MaxActive = MaxIdle, the same number.
+//   - MaxLifetime 1 h and MaxIdleTime 30 min: pgxpool's defaults
+//     (MaxConnLifetime, MaxConnIdleTime); neither fires within a run.
+//   - Check = the client's ping (pgx Ping, Redis PING), run by the health
+//     watcher every HealthInterval = 1 min (pgxpool's HealthCheckPeriod; its
+//     background pass does not ping, so this costs tidepool, if anything).
+//
+// ┌─ v2 switch ───────────────────────────────────────────────────────────────
+// │ pgxpool pings a connection idle for more than 1 s when it hands it out
+// │ (ShouldPing), and S8 gives redigo's pool the same TestOnBorrow. tidepool's
+// │ counterpart is v2's check on acquire, which the core on this branch does
+// │ not have yet. When the v2 core lands, uncomment the two lines marked v2
+// │ below and set S8AcquireCheck to true (RESULTS.md reports it).
+// └───────────────────────────────────────────────────────────────────────────
+func S8Tidepool[T any](check func(context.Context, T) error) func(*tidepool.Config[T]) {
+	return func(c *tidepool.Config[T]) {
+		c.Check = check
+		c.HealthInterval = time.Minute
+		c.MaxLifetime = time.Hour
+		c.MaxIdleTime = 30 * time.Minute
+		// c.CheckOnAcquire = true            // v2
+		// c.CheckOnAcquireIdle = time.Second // v2
+	}
+}
+
+// S8AcquireCheck says whether S8Tidepool turns on tidepool's check on acquire
+// (idle > 1 s), the counterpart of pgxpool's ShouldPing; see S8Tidepool.
+const S8AcquireCheck = false
+
+// S8Configs describes how S8 configures each pool, for RESULTS.md.
+func S8Configs() [][2]string {
+	acq := "off: the core on this branch has no check on acquire (see S8Tidepool's v2 switch)"
+	if S8AcquireCheck {
+		acq = "on for connections idle > 1 s (CheckOnAcquire, CheckOnAcquireIdle = 1 s)"
+	}
+	return [][2]string{
+		{"tidepool", "MaxSize = MinIdle = 8; MaxLifetime 1 h, MaxIdleTime 30 min; Check = the client's ping every HealthInterval = 1 min; check on acquire " + acq},
+		{"pgxpool", "MaxConns = MinConns = 8; everything else pgxpool's default: MaxConnLifetime 1 h, MaxConnIdleTime 30 min, HealthCheckPeriod 1 min, ShouldPing: ping on acquire when idle > 1 s"},
+		{"redigo", "redis.Pool{MaxActive: 8, MaxIdle: 8, Wait: true}, TestOnBorrow: PING when idle ≥ 1 s (as pgxpool), no IdleTimeout or MaxConnLifetime"},
+	}
+}

@@ -11,12 +11,82 @@ import (
 	"strings"
 )
 
-// Set holds every sample of a benchmark run: scenario → pool → unit → samples
-// (one per -count), plus the order in which scenarios and pools appeared.
+// Key identifies one row of results: a scenario, its parameters, and the
+// GOMAXPROCS it ran under. Every pool's result for a Key is comparable.
+type Key struct {
+	// Scenario is the benchmark's name without "Benchmark", e.g. "S2Parallel".
+	Scenario string
+	// Variant holds the sub-benchmark parameters other than pool=, joined by
+	// "/" in the order they appear, e.g. "gpp=4" or "op=select"; "" if none.
+	Variant string
+	// Procs is GOMAXPROCS: the -N suffix of the name, 1 when there is none
+	// (the testing package omits "-1").
+	Procs int
+}
+
+// String renders k as the benchmark name does, without the pool.
+func (k Key) String() string {
+	s := k.Scenario
+	if k.Variant != "" {
+		s += "/" + k.Variant
+	}
+	return fmt.Sprintf("%s-%d", s, k.Procs)
+}
+
+// Param returns the value of parameter name in k's Variant.
+func (k Key) Param(name string) (string, bool) {
+	for _, kv := range strings.Split(k.Variant, "/") {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// Goroutines returns how many goroutines k's scenario runs: S1 one, S2
+// gpp·GOMAXPROCS, the others their fixed count (0 when unknown).
+func (k Key) Goroutines() int {
+	switch k.Scenario {
+	case S1:
+		return 1
+	case S2:
+		v, _ := k.Param("gpp")
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0
+		}
+		return n * k.Procs
+	}
+	return FixedGoroutines[k.Scenario]
+}
+
+// FixedGoroutines is the goroutine count of the scenarios that fix it.
+var FixedGoroutines = map[string]int{S3: 64, S4: 32, S5: 32, S6: 32, S8Postgres: 32, S8Redis: 32}
+
+// Where describes k for a reader: the GOMAXPROCS, and the goroutines or the
+// op where they vary within a scenario.
+func (k Key) Where() string {
+	switch k.Scenario {
+	case S2:
+		if k.Goroutines() == 1 {
+			return fmt.Sprintf("cpu=%d, 1 goroutine", k.Procs)
+		}
+		return fmt.Sprintf("cpu=%d, %d goroutines", k.Procs, k.Goroutines())
+	case S8Postgres, S8Redis:
+		return fmt.Sprintf("%s, cpu=%d", k.Variant, k.Procs)
+	}
+	if k.Variant != "" {
+		return fmt.Sprintf("%s, cpu=%d", k.Variant, k.Procs)
+	}
+	return fmt.Sprintf("cpu=%d", k.Procs)
+}
+
+// Set holds every sample of a benchmark run: key → pool → unit → samples (one
+// per run of the benchmark), with the order in which keys and pools appeared.
 type Set struct {
-	samples   map[string]map[string]map[string][]float64
-	Scenarios []string
-	pools     map[string][]string
+	samples map[Key]map[string]map[string][]float64
+	keys    []Key
+	pools   map[Key][]string
 }
 
 // ParseFile parses the benchmark output in the named file.
@@ -29,10 +99,39 @@ func ParseFile(path string) (*Set, error) {
 	return Parse(f)
 }
 
-// Parse reads `go test -bench` output. Lines that are not benchmark results are
-// skipped. A result line's name must be Benchmark<Scenario>/pool=<name>[-procs].
+// ParseName splits a benchmark result's name,
+// Benchmark<Scenario>[/<param>=<value>…]/pool=<name>[-<procs>], into its key
+// and pool. ok is false for names without a pool= part.
+func ParseName(name string) (k Key, pool string, ok bool) {
+	rest, found := strings.CutPrefix(name, "Benchmark")
+	if !found {
+		return Key{}, "", false
+	}
+	k.Procs = 1
+	if i := strings.LastIndexByte(rest, '-'); i > 0 {
+		if n, err := strconv.Atoi(rest[i+1:]); err == nil && n > 0 {
+			k.Procs, rest = n, rest[:i]
+		}
+	}
+	parts := strings.Split(rest, "/")
+	k.Scenario = parts[0]
+	var variant []string
+	for _, p := range parts[1:] {
+		if v, isPool := strings.CutPrefix(p, "pool="); isPool {
+			pool = v
+			continue
+		}
+		variant = append(variant, p)
+	}
+	k.Variant = strings.Join(variant, "/")
+	return k, pool, pool != ""
+}
+
+// Parse reads `go test -bench` output, possibly the concatenation of several
+// runs. Lines that are not benchmark results are skipped, and so are results
+// whose name has no pool= part.
 func Parse(r io.Reader) (*Set, error) {
-	s := &Set{samples: map[string]map[string]map[string][]float64{}, pools: map[string][]string{}}
+	s := &Set{samples: map[Key]map[string]map[string][]float64{}, pools: map[Key][]string{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -43,48 +142,90 @@ func Parse(r io.Reader) (*Set, error) {
 		if _, err := strconv.Atoi(f[1]); err != nil {
 			continue // not a result line (e.g. "--- BENCH:")
 		}
-		scenario, pool, ok := strings.Cut(strings.TrimPrefix(f[0], "Benchmark"), "/pool=")
+		k, pool, ok := ParseName(f[0])
 		if !ok {
 			continue
-		}
-		if i := strings.LastIndexByte(pool, '-'); i > 0 {
-			if _, err := strconv.Atoi(pool[i+1:]); err == nil {
-				pool = pool[:i]
-			}
 		}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
 				return nil, fmt.Errorf("results: %q: bad value %q", f[0], f[i])
 			}
-			s.add(scenario, pool, f[i+1], v)
+			s.add(k, pool, f[i+1], v)
 		}
 	}
 	return s, sc.Err()
 }
 
-func (s *Set) add(scenario, pool, unit string, v float64) {
-	byPool, ok := s.samples[scenario]
+func (s *Set) add(k Key, pool, unit string, v float64) {
+	byPool, ok := s.samples[k]
 	if !ok {
 		byPool = map[string]map[string][]float64{}
-		s.samples[scenario] = byPool
-		s.Scenarios = append(s.Scenarios, scenario)
+		s.samples[k] = byPool
+		s.keys = append(s.keys, k)
 	}
 	byUnit, ok := byPool[pool]
 	if !ok {
 		byUnit = map[string][]float64{}
 		byPool[pool] = byUnit
-		s.pools[scenario] = append(s.pools[scenario], pool)
+		s.pools[k] = append(s.pools[k], pool)
 	}
 	byUnit[unit] = append(byUnit[unit], v)
 }
 
-// Pools returns the pools of a scenario in the order they ran.
-func (s *Set) Pools(scenario string) []string { return s.pools[scenario] }
+// Keys returns every key in the order it first appeared.
+func (s *Set) Keys() []Key { return s.keys }
+
+// KeysOf returns the keys of a scenario, ordered by GOMAXPROCS, then by
+// goroutines, then by variant.
+func (s *Set) KeysOf(scenario string) []Key {
+	var ks []Key
+	for _, k := range s.keys {
+		if k.Scenario == scenario {
+			ks = append(ks, k)
+		}
+	}
+	slices.SortStableFunc(ks, func(a, b Key) int {
+		if a.Procs != b.Procs {
+			return a.Procs - b.Procs
+		}
+		if ga, gb := a.Goroutines(), b.Goroutines(); ga != gb {
+			return ga - gb
+		}
+		return strings.Compare(a.Variant, b.Variant)
+	})
+	return ks
+}
+
+// Scenarios returns the scenarios in the order they first appeared.
+func (s *Set) Scenarios() []string {
+	var out []string
+	for _, k := range s.keys {
+		if !slices.Contains(out, k.Scenario) {
+			out = append(out, k.Scenario)
+		}
+	}
+	return out
+}
+
+// Procs returns the GOMAXPROCS values that appear, ascending.
+func (s *Set) Procs() []int {
+	var out []int
+	for _, k := range s.keys {
+		if !slices.Contains(out, k.Procs) {
+			out = append(out, k.Procs)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Pools returns the pools of a key in the order they ran.
+func (s *Set) Pools(k Key) []string { return s.pools[k] }
 
 // Median returns the median of a metric's samples, and false if there are none.
-func (s *Set) Median(scenario, pool, unit string) (float64, bool) {
-	xs := slices.Clone(s.samples[scenario][pool][unit])
+func (s *Set) Median(k Key, pool, unit string) (float64, bool) {
+	xs := slices.Clone(s.samples[k][pool][unit])
 	if len(xs) == 0 {
 		return math.NaN(), false
 	}
@@ -97,87 +238,20 @@ func (s *Set) Median(scenario, pool, unit string) (float64, bool) {
 }
 
 // Samples returns how many samples a metric has.
-func (s *Set) Samples(scenario, pool, unit string) int { return len(s.samples[scenario][pool][unit]) }
+func (s *Set) Samples(k Key, pool, unit string) int { return len(s.samples[k][pool][unit]) }
 
 // Scenario names as the benchmarks spell them.
 const (
-	S1 = "S1Single"
-	S2 = "S2Parallel"
-	S3 = "S3Contended"
-	S4 = "S4Sockets"
-	S5 = "S5CancelChurn"
-	S6 = "S6ResizeUnderLoad"
-	S7 = "S7IdleMemory"
+	S1         = "S1Single"
+	S2         = "S2Parallel"
+	S3         = "S3Contended"
+	S4         = "S4Sockets"
+	S5         = "S5CancelChurn"
+	S6         = "S6ResizeUnderLoad"
+	S7         = "S7IdleMemory"
+	S8Postgres = "S8Postgres"
+	S8Redis    = "S8Redis"
 )
 
-// Target is one of the issue's targets, judged on a Set.
-type Target struct {
-	Scenario string
-	// What is measured and what it must be, in words.
-	What, Want string
-	// Tidepool and Other are the two values compared (Other is puddle's, or
-	// the ideal's in S4; NaN when the target compares with a constant).
-	Tidepool, Other float64
-	OtherName       string
-	Unit            string
-	// Ratio is the number judged (tidepool/other, or tidepool/limit).
-	Ratio float64
-	// RatioText says what Ratio is, e.g. "tidepool ÷ puddle".
-	RatioText string
-	Met       bool
-	// Missing is set when the run has no data for the target.
-	Missing bool
-}
-
-// Budgets of the targets.
-const (
-	S6DialLatencyNs = 1e6
-	S6SlackNs       = 1e6
-	S7BytesPerConn  = 4096
-)
-
-// Targets judges every target of the issue on s.
-func Targets(s *Set) []Target {
-	var ts []Target
-	cmp := func(sc, what, want, unit, other string, ok func(r float64) bool, ratioText string) {
-		t, okT := s.Median(sc, "tidepool", unit)
-		o, okO := s.Median(sc, other, unit)
-		r := t / o
-		ts = append(ts, Target{Scenario: sc, What: what, Want: want, Tidepool: t, Other: o, OtherName: other,
-			Unit: unit, Ratio: r, RatioText: ratioText, Met: okT && okO && ok(r), Missing: !okT || !okO})
-	}
-	abs := func(sc, what, want, unit string, limit float64, other string) {
-		t, okT := s.Median(sc, "tidepool", unit)
-		o, _ := s.Median(sc, other, unit)
-		r, text := t/limit, fmt.Sprintf("tidepool ÷ %g", limit)
-		if limit == 0 {
-			r, text = t, "tidepool's value"
-		}
-		ts = append(ts, Target{Scenario: sc, What: what, Want: want, Tidepool: t, Other: o, OtherName: other,
-			Unit: unit, Ratio: r, RatioText: text, Met: okT && t <= limit, Missing: !okT})
-	}
-	le := func(x float64) func(float64) bool { return func(r float64) bool { return r <= x } }
-	ge := func(x float64) func(float64) bool { return func(r float64) bool { return r >= x } }
-
-	cmp(S1, "ns per acquire+release, 1 goroutine", "≤ 1/3 of puddle", "ns/op", "puddle", le(1.0/3), "tidepool ÷ puddle")
-	abs(S1, "allocations per acquire+release", "0", "allocs/op", 0, "puddle")
-	cmp(S2, "ns per acquire+release, GOMAXPROCS goroutines", "≤ 1/3 of puddle", "ns/op", "puddle", le(1.0/3), "tidepool ÷ puddle")
-	abs(S2, "allocations per acquire+release", "0", "allocs/op", 0, "puddle")
-	cmp(S3, "throughput, 64 goroutines on 4 conns", "≥ 1.5× puddle", "ops/s", "puddle", ge(1.5), "tidepool ÷ puddle")
-	t, okT := s.Median(S3, "tidepool", "fairness")
-	o, _ := s.Median(S3, "puddle", "fairness")
-	ts = append(ts, Target{Scenario: S3, What: "fairness (Jain's index over per-goroutine ops)", Want: "≥ 0.95",
-		Tidepool: t, Other: o, OtherName: "puddle", Unit: "fairness", Ratio: t, RatioText: "tidepool's index",
-		Met: okT && t >= 0.95, Missing: !okT})
-	cmp(S3, "p99 acquire wait", "≤ puddle's", "p99-wait-ns", "puddle", le(1), "tidepool ÷ puddle")
-	cmp(S4, "throughput over loopback TCP, 32 goroutines on 8 conns", "≥ 97% of the pre-dialed ideal", "ops/s", "ideal", ge(0.97), "tidepool ÷ ideal")
-	abs(S5, "connections lost after cancellation churn", "0", "lost", 0, "puddle")
-	cmp(S5, "successful ops/s under cancellation churn", "≥ 1.5× puddle", "ok-ops/s", "puddle", ge(1.5), "tidepool ÷ puddle")
-	t, okT = s.Median(S6, "tidepool", "serve-ns")
-	ts = append(ts, Target{Scenario: S6, What: "Resize to 36 until 32 waiters served (1 ms dial)", Want: "≤ dial latency + 1 ms",
-		Tidepool: t, Other: math.NaN(), OtherName: "-", Unit: "serve-ns",
-		Ratio: (t - S6DialLatencyNs) / S6SlackNs, RatioText: "(tidepool − 1 ms dial) ÷ 1 ms",
-		Met: okT && t <= S6DialLatencyNs+S6SlackNs, Missing: !okT})
-	abs(S7, "bytes per idle connection at 10,000, watcher goroutine included", "≤ 4 KiB", "B/idle-conn", S7BytesPerConn, "puddle")
-	return ts
-}
+// ClientPool is the client's own pool each S8 scenario compares tidepool with.
+var ClientPool = map[string]string{S8Postgres: "pgxpool", S8Redis: "redigo"}
