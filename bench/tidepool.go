@@ -76,31 +76,27 @@ func (t *Tidepool[R]) Waiting() int { return t.P.Stats().Waiting }
 //     watcher every HealthInterval = 1 min (pgxpool's HealthCheckPeriod; its
 //     background pass does not ping, so this costs tidepool, if anything).
 //
-// ┌─ v2 switch ───────────────────────────────────────────────────────────────
-// │ pgxpool pings a connection idle for more than 1 s when it hands it out
-// │ (ShouldPing), and S8 gives redigo's pool the same TestOnBorrow. tidepool's
-// │ counterpart is v2's check on acquire, which the core on this branch does
-// │ not have yet. When the v2 core lands, uncomment the two lines marked v2
-// │ below and set S8AcquireCheck to true (RESULTS.md reports it).
-// └───────────────────────────────────────────────────────────────────────────
+//   - Check on acquire for connections idle > 1 s: pgxpool pings a connection
+//     idle for more than 1 s when it hands it out (ShouldPing), and S8 gives
+//     redigo's pool the same TestOnBorrow.
 func S8Tidepool[T any](check func(context.Context, T) error) func(*tidepool.Config[T]) {
 	return func(c *tidepool.Config[T]) {
 		c.Check = check
 		c.HealthInterval = time.Minute
 		c.MaxLifetime = time.Hour
 		c.MaxIdleTime = 30 * time.Minute
-		// c.CheckOnAcquire = true            // v2
-		// c.CheckOnAcquireIdle = time.Second // v2
+		c.CheckOnAcquire = true
+		c.CheckOnAcquireIdle = time.Second
 	}
 }
 
 // S8AcquireCheck says whether S8Tidepool turns on tidepool's check on acquire
 // (idle > 1 s), the counterpart of pgxpool's ShouldPing; see S8Tidepool.
-const S8AcquireCheck = false
+const S8AcquireCheck = true
 
 // S8Configs describes how S8 configures each pool, for RESULTS.md.
 func S8Configs() [][2]string {
-	acq := "off: the core on this branch has no check on acquire (see S8Tidepool's v2 switch)"
+	acq := "off"
 	if S8AcquireCheck {
 		acq = "on for connections idle > 1 s (CheckOnAcquire, CheckOnAcquireIdle = 1 s)"
 	}
