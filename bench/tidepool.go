@@ -70,8 +70,10 @@ func (t *Tidepool[R]) Waiting() int { return t.P.Stats().Waiting }
 //
 //   - MaxSize = MinIdle = the connections (set by NewTidepool); pgxpool gets
 //     MaxConns = MinConns, redigo MaxActive = MaxIdle, the same number.
+//
 //   - MaxLifetime 1 h and MaxIdleTime 30 min: pgxpool's defaults
 //     (MaxConnLifetime, MaxConnIdleTime); neither fires within a run.
+//
 //   - Check = the client's ping (pgx Ping, Redis PING), run by the health
 //     watcher every HealthInterval = 1 min (pgxpool's HealthCheckPeriod; its
 //     background pass does not ping, so this costs tidepool, if anything).
