@@ -16,4 +16,11 @@
 // would more than double the cost of the pool's fast path and make it allocate.
 // Writes happen only at birth and retirement; Acquire and Release touch only the
 // idle queue and the connection's state word.
+//
+// # Implementation
+//
+// This package is part of tidepool's implementation: the root package
+// (github.com/tidepool-go/tidepool) is the API. It is importable because the
+// design keeps each part in a top-level package of its own, but it makes no
+// compatibility promise: its names change whenever the pool's inside does.
 package registry

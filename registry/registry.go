@@ -22,9 +22,6 @@ func (r *Registry[T]) Store(c *conn.Conn[T]) { r.m.Store(c.ID(), c) }
 // Delete forgets a retired connection. Reconciler only.
 func (r *Registry[T]) Delete(id uint64) { r.m.Delete(id) }
 
-// Get returns the connection with the given id.
-func (r *Registry[T]) Get(id uint64) (*conn.Conn[T], bool) { return r.m.Load(id) }
-
 // Len returns the number of live connections. It reads every shard: O(shards).
 func (r *Registry[T]) Len() int { return r.m.Size() }
 
