@@ -3,6 +3,9 @@ package tidepool_test
 import (
 	"context"
 	"errors"
+	"os"
+	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,17 +15,20 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tidepool-go/tidepool"
+	"github.com/tidepool-go/tidepool/internal/event"
 )
 
 // logSchema is the README's log schema: for each event, the fields every entry
-// carries besides "event" and "pool".
+// carries besides "event" and "pool" (the README also lists the fields some
+// entries carry). TestReadmeLogSchemaMatchesTheEventList keeps the README and
+// internal/event in step; this map must name a subset of the README's fields.
 var logSchema = map[string][]string{
 	"pool.started":       {"min_idle", "max_size", "warm_in_background"},
 	"pool.warmed":        {"min_idle"},
 	"conn.dialed":        {"conn_id", "took", "why", "probe"},
 	"conn.dial_failed":   {"error", "took", "attempt", "retry_in", "waiters_failed", "probe"},
 	"pool.recovered":     {"failed_dials"},
-	"conn.retired":       {"conn_id", "reason", "age"},
+	"conn.retired":       {"reason"},
 	"conn.check_failed":  {"conn_id", "on", "error"},
 	"resize.requested":   {"min", "max"},
 	"resize.adopted":     {"old_min", "old_max", "min", "max", "slots", "waiting"},
@@ -30,6 +36,60 @@ var logSchema = map[string][]string{
 	"acquire.waited":     {"conn_id", "waited"},
 	"pool.close_started": {"waiters_failed", "open", "dialing"},
 	"pool.closed":        {"took", "forced"},
+}
+
+// readmeLogSchema parses the README's log schema table: event → the fields
+// its row lists.
+func readmeLogSchema(t *testing.T) map[string][]string {
+	t.Helper()
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "## Log schema")
+	if !ok {
+		t.Fatal("README.md has no \"## Log schema\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	rows := map[string][]string{}
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		ev := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		var fields []string
+		for _, f := range strings.Split(cells[3], "`")[1:] {
+			if f = strings.TrimSpace(f); f != "" && !strings.ContainsAny(f, " ,()") {
+				fields = append(fields, f)
+			}
+		}
+		rows[ev] = fields
+	}
+	return rows
+}
+
+// The README's log schema lists exactly the events of internal/event, and
+// every field the scenario test demands is in the README's row.
+func TestReadmeLogSchemaMatchesTheEventList(t *testing.T) {
+	readme := readmeLogSchema(t)
+	for _, ev := range event.All {
+		if _, ok := readme[ev]; !ok {
+			t.Errorf("event %q (internal/event) is missing from README.md's log schema", ev)
+		}
+	}
+	for ev := range readme {
+		if !slices.Contains(event.All, ev) {
+			t.Errorf("README.md's log schema lists %q, which internal/event does not name", ev)
+		}
+	}
+	for ev, fields := range logSchema {
+		for _, f := range fields {
+			if !slices.Contains(readme[ev], f) {
+				t.Errorf("README.md's row for %q does not list field %q", ev, f)
+			}
+		}
+	}
 }
 
 // Every lifecycle event is one entry whose message is its "event" field, with
