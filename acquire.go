@@ -38,7 +38,9 @@ func (p *Pool[T]) Acquire(ctx context.Context) (Conn[T], error) {
 	if ctx == nil {
 		panic("tidepool: Acquire called with a nil context")
 	}
-	if ctx.Err() == nil && !p.gate.Closed() {
+	// With Acquires waiting, a newcomer queues behind them instead of
+	// barging past them to an idle connection (arrival order).
+	if ctx.Err() == nil && !p.gate.Closed() && p.wl.n.Load() == 0 {
 		if c, lease, ok := p.idle.Take(); ok {
 			if !p.prepared && c.Doomed() == conn.ReasonNone {
 				return Conn[T]{p: p, c: c, lease: lease}, nil
@@ -269,7 +271,7 @@ func (p *Pool[T]) acquireSlow(ctx context.Context) (Conn[T], error) {
 		if p.gate.Closed() {
 			return Conn[T]{}, ErrClosed
 		}
-		for {
+		for p.wl.n.Load() == 0 { // nobody waits: no queue to respect
 			c, lease, ok := p.idle.Take()
 			if !ok {
 				break
@@ -351,10 +353,14 @@ func (p *Pool[T]) wait(ctx context.Context, deadline time.Time, own bool) (*conn
 		expired = w.timer.C
 	}
 	var r waitResult[T]
-	select {
-	case r = <-w.ch:
-	case <-ctx.Done():
-	case <-expired:
+	if done := ctx.Done(); done == nil && expired == nil {
+		r = <-w.ch // nothing can end this wait but a result: no select
+	} else {
+		select {
+		case r = <-w.ch:
+		case <-done:
+		case <-expired:
+		}
 	}
 	if own {
 		w.timer.Stop()
