@@ -36,6 +36,11 @@ type Idle[T any] struct {
 	// goroutine: the owning P stores into an empty front and takes from it;
 	// others only take (steal).
 	locals []local[T]
+	// hook, set by tests only (before the set is used), runs where a delay
+	// exposes a race on the stack: between reading the head and the CAS that
+	// moves it, and between a release's state CAS and its push. Read-only;
+	// on the stack path only, one predictable branch.
+	hook func()
 
 	_ [64]byte
 	// top is the stack's head: tag<<32 | (index+1), 0 in the low half when the
@@ -175,6 +180,9 @@ func (s *Idle[T]) Release(c *conn.Conn[T], lease uint64) bool {
 		lk.In.Store(false)
 		return false
 	}
+	if s.hook != nil {
+		s.hook()
+	}
 	s.push(c)
 	if s.counting {
 		s.n.Add(1)
@@ -192,6 +200,9 @@ func (s *Idle[T]) push(c *conn.Conn[T]) {
 	for {
 		t := s.top.Load()
 		lk.Next.Store(uint32(t))
+		if s.hook != nil {
+			s.hook()
+		}
 		if s.top.CompareAndSwap(t, (t>>32+1)<<32|i) {
 			return
 		}
@@ -217,6 +228,9 @@ func (s *Idle[T]) pop() (*conn.Conn[T], bool) {
 			continue
 		}
 		n := c.Link().Next.Load()
+		if s.hook != nil {
+			s.hook()
+		}
 		if s.top.CompareAndSwap(t, (t>>32+1)<<32|uint64(n)) {
 			return c, true
 		}
@@ -330,6 +344,12 @@ func (s *Idle[T]) Sweep(keep func(c *conn.Conn[T]) bool) int {
 	}
 	for _, c := range back {
 		lk := c.Link()
+		if s.at(lk.Index) != c {
+			// Unregistered (keep accepted a dead connection): its index
+			// may name another one now, so it must not be pushed.
+			dropped++
+			continue
+		}
 		// Nobody holds c, so only a refused Release (a stale lease) can
 		// hold the mark, for a few instructions.
 		for !lk.In.CompareAndSwap(false, true) {
