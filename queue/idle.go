@@ -81,8 +81,14 @@ func New[T any](counting bool) *Idle[T] {
 }
 
 // Register gives c its index in the table, before c is ever released into
-// the set. Called by one goroutine only (the reconcile loop), like Unregister.
+// the set: the last index Unregister freed, or a new one. Called by one
+// goroutine only (the reconcile loop), like Unregister and Sweep; O(1), and
+// an allocation when the table grows (every 64 connections, doubling the
+// chunk list). It panics if c is registered already.
 func (s *Idle[T]) Register(c *conn.Conn[T]) {
+	if s.registered(c) {
+		panic("tidepool/queue: Register of a connection that is registered already")
+	}
 	var i uint32
 	if n := len(s.free); n > 0 {
 		i, s.free = s.free[n-1], s.free[:n-1]
@@ -114,6 +120,9 @@ func (s *Idle[T]) Unregister(c *conn.Conn[T]) bool {
 		panic("tidepool/queue: Unregister of a connection that is " + st.String() +
 			"; only a retired, closed or hijacked connection may be unregistered")
 	}
+	if !s.registered(c) {
+		panic("tidepool/queue: Unregister of a connection that is not registered (unregistered twice?)")
+	}
 	lk := c.Link()
 	if lk.In.Load() {
 		return false
@@ -126,6 +135,12 @@ func (s *Idle[T]) Unregister(c *conn.Conn[T]) bool {
 	tbl[i>>chunkBits][i&(1<<chunkBits-1)].Store(nil)
 	s.free = append(s.free, i)
 	return true
+}
+
+// registered reports whether c holds its index in the table.
+func (s *Idle[T]) registered(c *conn.Conn[T]) bool {
+	i := c.Link().Index
+	return i < s.next.Load() && s.at(i) == c
 }
 
 // at returns the connection at index i, or nil if that index is free.

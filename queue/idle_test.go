@@ -634,6 +634,37 @@ func TestUnregisterForgetsTheConn(t *testing.T) {
 	t.Fatal("an unregistered connection is still reachable from the idle set")
 }
 
+func TestRegisterAndUnregisterPanicOnMisuse(t *testing.T) {
+	s := queue.New[int](false)
+	c := newConn(s, 1)
+	mustPanic(t, "Register twice", func() { s.Register(c) })
+	c.Retire(1)
+	c.MarkClosed()
+	if !s.Unregister(c) {
+		t.Fatal("Unregister of a closed conn refused")
+	}
+	mustPanic(t, "Unregister twice", func() { s.Unregister(c) })
+	d := newConn(s, 2) // takes c's index
+	if d.Link().Index != c.Link().Index {
+		t.Fatalf("d got index %d, want c's %d", d.Link().Index, c.Link().Index)
+	}
+	mustPanic(t, "Unregister of a conn whose index went to another", func() { s.Unregister(c) })
+	if e := newConn(s, 3); e.Link().Index == d.Link().Index {
+		t.Fatal("a refused Unregister freed an index in use")
+	}
+}
+
+func mustPanic(t *testing.T, what string, f func()) {
+	t.Helper()
+	defer func() {
+		t.Helper()
+		if recover() == nil {
+			t.Errorf("%s did not panic", what)
+		}
+	}()
+	f()
+}
+
 // The table grows one chunk at a time while other goroutines release and
 // take connections registered earlier (readers of the old table).
 func TestTableGrowsPastManyChunksUnderConcurrentUse(t *testing.T) {
