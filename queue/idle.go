@@ -37,9 +37,10 @@ type Idle[T any] struct {
 	// others only take (steal).
 	locals []local[T]
 	// hook, set by tests only (before the set is used), runs where a delay
-	// exposes a race on the stack: between reading the head and the CAS that
-	// moves it, and between a release's state CAS and its push. Read-only;
-	// on the stack path only, one predictable branch.
+	// exposes a race: between reading the stack's head and the CAS that moves
+	// it, between a release's state CAS and its push, and between a thief's
+	// look at a front and its CAS. Read-only; off the front path, one
+	// predictable branch.
 	hook func()
 
 	_ [64]byte
@@ -287,7 +288,14 @@ func (s *Idle[T]) getAny() (*conn.Conn[T], bool) {
 	n := len(s.locals)
 	for k := 1; k <= n; k++ {
 		l := &s.locals[(pid+k)%n].c
-		if c := l.Load(); c != nil && l.CompareAndSwap(c, nil) {
+		c := l.Load()
+		if c == nil {
+			continue
+		}
+		if s.hook != nil {
+			s.hook()
+		}
+		if l.CompareAndSwap(c, nil) {
 			return c, true
 		}
 	}
