@@ -83,9 +83,9 @@ func New[T any](counting bool) *Idle[T] {
 
 // Register gives c its index in the table, before c is ever released into
 // the set: the last index Unregister freed, or a new one. Called by one
-// goroutine only (the reconcile loop), like Unregister and Sweep; O(1), and
-// an allocation when the table grows (every 64 connections, doubling the
-// chunk list). It panics if c is registered already.
+// goroutine only (the reconcile loop), like Unregister and Sweep; O(1), plus
+// two allocations when the table grows (every 64 connections: a new chunk and
+// a copy of the chunk list). It panics if c is registered already.
 func (s *Idle[T]) Register(c *conn.Conn[T]) {
 	if s.registered(c) {
 		panic("tidepool/queue: Register of a connection that is registered already")
