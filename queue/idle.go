@@ -36,6 +36,12 @@ type Idle[T any] struct {
 	// goroutine: the owning P stores into an empty front and takes from it;
 	// others only take (steal).
 	locals []local[T]
+	// hook, set by tests only (before the set is used), runs where a delay
+	// exposes a race: between reading the stack's head and the CAS that moves
+	// it, between a release's state CAS and its push, and between a thief's
+	// look at a front and its CAS. Read-only; off the front path, one
+	// predictable branch.
+	hook func()
 
 	_ [64]byte
 	// top is the stack's head: tag<<32 | (index+1), 0 in the low half when the
@@ -76,8 +82,14 @@ func New[T any](counting bool) *Idle[T] {
 }
 
 // Register gives c its index in the table, before c is ever released into
-// the set. Called by one goroutine only (the reconcile loop), like Unregister.
+// the set: the last index Unregister freed, or a new one. Called by one
+// goroutine only (the reconcile loop), like Unregister and Sweep; O(1), plus
+// two allocations when the table grows (every 64 connections: a new chunk and
+// a copy of the chunk list). It panics if c is registered already.
 func (s *Idle[T]) Register(c *conn.Conn[T]) {
+	if s.registered(c) {
+		panic("tidepool/queue: Register of a connection that is registered already")
+	}
 	var i uint32
 	if n := len(s.free); n > 0 {
 		i, s.free = s.free[n-1], s.free[:n-1]
@@ -97,18 +109,42 @@ func (s *Idle[T]) Register(c *conn.Conn[T]) {
 	c.Link().Index = i
 }
 
-// Unregister frees c's index for reuse once c can no longer be in the stack.
-// c must be retired, closed or hijacked (no holder left to release it). It
-// reports false, changing nothing, while c is still in the stack (a
-// tombstone, or a push in progress): call it again later (after Sweep).
+// Unregister frees c's index for reuse once c can no longer be in the stack,
+// and forgets c (the set keeps no pointer to it, except a front that still
+// holds it as a tombstone until a Take or Sweep drops it). c must be retired,
+// closed or hijacked (no holder left to release it); Unregister panics
+// otherwise. It reports false, changing nothing, while c is still in the stack
+// (a tombstone, or a push in progress): call it again later (after Sweep).
+// Called by the registering goroutine only; one atomic load when it refuses.
 func (s *Idle[T]) Unregister(c *conn.Conn[T]) bool {
-	if c.Link().In.Load() {
+	if st := c.State(); st != conn.Retired && st != conn.Closed && st != conn.Hijacked {
+		panic("tidepool/queue: Unregister of a connection that is " + st.String() +
+			"; only a retired, closed or hijacked connection may be unregistered")
+	}
+	if !s.registered(c) {
+		panic("tidepool/queue: Unregister of a connection that is not registered (unregistered twice?)")
+	}
+	lk := c.Link()
+	if lk.In.Load() {
 		return false
 	}
-	s.free = append(s.free, c.Link().Index)
+	i := lk.Index
+	tbl := *s.table.Load()
+	// A pop that read an old head may still look this slot up; it finds nil
+	// and retries (its CAS could not succeed anyway: c left the stack, so the
+	// head's tag has moved on).
+	tbl[i>>chunkBits][i&(1<<chunkBits-1)].Store(nil)
+	s.free = append(s.free, i)
 	return true
 }
 
+// registered reports whether c holds its index in the table.
+func (s *Idle[T]) registered(c *conn.Conn[T]) bool {
+	i := c.Link().Index
+	return i < s.next.Load() && s.at(i) == c
+}
+
+// at returns the connection at index i, or nil if that index is free.
 func (s *Idle[T]) at(i uint32) *conn.Conn[T] {
 	tbl := *s.table.Load()
 	return tbl[i>>chunkBits][i&(1<<chunkBits-1)].Load()
@@ -117,8 +153,12 @@ func (s *Idle[T]) at(i uint32) *conn.Conn[T] {
 // Release moves c, held under lease, back to Idle and into the set: into the
 // calling P's front if it is empty, otherwise onto the stack. It reports
 // false, doing nothing, if lease does not hold c (the pool retired it under
-// its holder). Cost: two atomic read-modify-writes on the front path, four on
-// the stack path; no lock, no allocation.
+// its holder, or this is a late second Release). Cost: two locked
+// instructions on the front path (the state CAS, the store into the front),
+// four on the stack path (the In CAS, the state CAS, the link store, the
+// head CAS), plus one shared atomic add with counting on; no lock, no
+// allocation. While a concurrent Release of the same connection holds its In
+// mark, it yields until that one finishes.
 func (s *Idle[T]) Release(c *conn.Conn[T], lease uint64) bool {
 	pid := procPin()
 	if pid < len(s.locals) {
@@ -141,12 +181,27 @@ func (s *Idle[T]) Release(c *conn.Conn[T], lease uint64) bool {
 	procUnpin()
 	// Mark c as being pushed before it becomes Idle: from then on a retirer
 	// may claim it, and Unregister must not free its index while the push
-	// (or the tombstone it leaves) is pending.
+	// (or the tombstone it leaves) is pending. The mark is taken with a CAS,
+	// not stored: a Release that lease no longer entitles (a late or doubled
+	// one) must leave In as it found it, and In may be set because c is in
+	// the stack; clearing it there would let Unregister free the index of a
+	// connection still linked in.
 	lk := c.Link()
-	lk.In.Store(true)
+	for !lk.In.CompareAndSwap(false, true) {
+		// c is in the stack or on its way (then lease cannot hold it), or
+		// another Release of c holds the mark for the few instructions of
+		// its CAS on the state word.
+		if !c.Held(lease) {
+			return false
+		}
+		runtime.Gosched()
+	}
 	if !c.Release(lease) {
 		lk.In.Store(false)
 		return false
+	}
+	if s.hook != nil {
+		s.hook()
 	}
 	s.push(c)
 	if s.counting {
@@ -165,12 +220,17 @@ func (s *Idle[T]) push(c *conn.Conn[T]) {
 	for {
 		t := s.top.Load()
 		lk.Next.Store(uint32(t))
+		if s.hook != nil {
+			s.hook()
+		}
 		if s.top.CompareAndSwap(t, (t>>32+1)<<32|i) {
 			return
 		}
 	}
 }
 
+// pop takes the top connection off the stack. Its In mark stays set: the
+// caller clears it, or keeps it while it means to push the connection back.
 func (s *Idle[T]) pop() (*conn.Conn[T], bool) {
 	for {
 		t := s.top.Load()
@@ -179,9 +239,19 @@ func (s *Idle[T]) pop() (*conn.Conn[T], bool) {
 			return nil, false
 		}
 		c := s.at(i - 1)
+		if c == nil {
+			// Unregistered since t was read, so it left the stack and the
+			// head has moved on; if it has not, the stack is corrupt.
+			if s.top.Load() == t {
+				panic("tidepool/queue: the stack's head names a free index (Unregister while in the stack)")
+			}
+			continue
+		}
 		n := c.Link().Next.Load()
+		if s.hook != nil {
+			s.hook()
+		}
 		if s.top.CompareAndSwap(t, (t>>32+1)<<32|uint64(n)) {
-			c.Link().In.Store(false)
 			return c, true
 		}
 	}
@@ -211,13 +281,21 @@ func (s *Idle[T]) getAny() (*conn.Conn[T], bool) {
 	}
 	procUnpin()
 	if c, ok := s.pop(); ok {
+		c.Link().In.Store(false)
 		return c, true
 	}
 	// Steal, starting at the next P so that thieves spread out.
 	n := len(s.locals)
 	for k := 1; k <= n; k++ {
 		l := &s.locals[(pid+k)%n].c
-		if c := l.Load(); c != nil && l.CompareAndSwap(c, nil) {
+		c := l.Load()
+		if c == nil {
+			continue
+		}
+		if s.hook != nil {
+			s.hook()
+		}
+		if l.CompareAndSwap(c, nil) {
 			return c, true
 		}
 	}
@@ -229,7 +307,11 @@ func (s *Idle[T]) getAny() (*conn.Conn[T], bool) {
 // being checked are detached (their watcher puts them back) and skipped, at
 // most MaxSkips of them. ok is false when it found nothing to acquire.
 //
-// On the front path Take costs two atomic read-modify-writes and no lock.
+// Cost: two locked instructions on the front path (the swap of the front, the
+// state CAS), three on the stack path (the head CAS, the store clearing In,
+// the state CAS), loads of the other fronts and one CAS for a steal, plus one
+// shared atomic add with counting on; no lock, no allocation. Each tombstone
+// or detached connection met costs one more pass.
 func (s *Idle[T]) Take() (c *conn.Conn[T], lease uint64, ok bool) {
 	for skips := 0; skips < MaxSkips; {
 		c, ok := s.get()
@@ -249,15 +331,28 @@ func (s *Idle[T]) Take() (c *conn.Conn[T], lease uint64, ok bool) {
 }
 
 // Sweep takes every connection out of the set and puts back the ones keep
-// accepts, in their order, dropping the others (tombstones). Concurrent Takes
-// may find the set empty while it runs, and concurrent Releases go on as
-// usual. Called by the registering goroutine only; O(connections in the set).
-// It returns how many it dropped.
+// accepts, in their order, dropping the others (tombstones). A front's
+// connection keep accepts stays in its front; one it rejects is taken out and
+// asked about again (keep may be called twice for it): if keep now accepts it
+// (it was taken and put back meanwhile) it goes onto the stack instead.
+// Concurrent Takes may find the set empty while it runs, and concurrent
+// Releases go on as usual. Called by the registering goroutine only;
+// O(connections in the set). It returns how many it dropped.
 func (s *Idle[T]) Sweep(keep func(c *conn.Conn[T]) bool) int {
 	dropped := 0
+	var back []*conn.Conn[T]
 	for i := range s.locals {
 		l := &s.locals[i].c
-		if c := l.Load(); c != nil && !keep(c) && l.CompareAndSwap(c, nil) {
+		c := l.Load()
+		if c == nil || keep(c) || !l.CompareAndSwap(c, nil) {
+			continue
+		}
+		// Only now does the sweep own c: between the look and the CAS a
+		// taker may have taken it (keep saw it in use or detached) and its
+		// holder put it back into the same front. Judge it again.
+		if keep(c) {
+			back = append(back, c)
+		} else {
 			dropped++
 		}
 	}
@@ -268,15 +363,30 @@ func (s *Idle[T]) Sweep(keep func(c *conn.Conn[T]) bool) int {
 			break
 		}
 		if keep(c) {
-			c.Link().In.Store(true)
-			kept = append(kept, c)
+			kept = append(kept, c) // In stays set: c goes back
 		} else {
+			c.Link().In.Store(false)
 			dropped++
 		}
 	}
 	// Push back bottom first, so the stack keeps its order.
 	for i := len(kept) - 1; i >= 0; i-- {
 		s.push(kept[i])
+	}
+	for _, c := range back {
+		lk := c.Link()
+		if s.at(lk.Index) != c {
+			// Unregistered (keep accepted a dead connection): its index
+			// may name another one now, so it must not be pushed.
+			dropped++
+			continue
+		}
+		// Nobody holds c, so only a refused Release (a stale lease) can
+		// hold the mark, for a few instructions.
+		for !lk.In.CompareAndSwap(false, true) {
+			runtime.Gosched()
+		}
+		s.push(c)
 	}
 	if s.counting {
 		s.n.Add(int64(-dropped))
@@ -296,9 +406,13 @@ func (s *Idle[T]) Len() int {
 	}
 	// Bounded by the indexes ever handed out, in case concurrent pushes and
 	// pops make the walk revisit a connection.
-	for i, steps := uint32(s.top.Load()), uint32(0); i != 0 && steps <= s.next.Load(); i = s.at(i - 1).Link().Next.Load() {
+	for i, steps := uint32(s.top.Load()), uint32(0); i != 0 && steps <= s.next.Load(); steps++ {
+		c := s.at(i - 1)
+		if c == nil {
+			break // unregistered meanwhile: the walk is stale
+		}
 		n++
-		steps++
+		i = c.Link().Next.Load()
 	}
 	return n
 }
