@@ -45,6 +45,7 @@ func (p *Pool[T]) Acquire(ctx context.Context) (Conn[T], error) {
 			if !p.prepared && c.Doomed() == conn.ReasonNone {
 				return Conn[T]{p: p, c: c, lease: lease}, nil
 			}
+			c.Uncount() // tentative until prepare passes
 			if h, ok, err := p.prepare(ctx, c, lease); ok || err != nil {
 				return h, err
 			}
@@ -75,6 +76,7 @@ func (p *Pool[T]) TryAcquire(ctx context.Context) (Conn[T], error) {
 		if !ok {
 			break
 		}
+		c.Uncount()
 		if h, ok, err := p.prepare(ctx, c, lease); ok || err != nil {
 			return h, err
 		}
@@ -143,16 +145,16 @@ func (p *Pool[T]) AcquireAllIdle(ctx context.Context) []Conn[T] {
 		if !ok {
 			break
 		}
+		c.Uncount() // tentative until the hook passes
 		if r := c.Doomed(); r != conn.ReasonNone {
-			c.Uncount()
 			p.retireHeld(c, lease, r, nil)
 			continue
 		}
 		if p.cfg.BeforeAcquire != nil && !p.beforeAcquire(ctx, c) {
-			c.Uncount()
 			p.retireHeld(c, lease, ReasonVetoed, nil)
 			continue
 		}
+		c.Recount()
 		h := Conn[T]{p: p, c: c, lease: lease}
 		p.noteHeld(h)
 		out = append(out, h)
@@ -160,21 +162,20 @@ func (p *Pool[T]) AcquireAllIdle(ctx context.Context) []Conn[T] {
 	return out
 }
 
-// prepare readies a connection taken for a hand-out: a doomed one is retired,
-// the check on acquire and BeforeAcquire run where configured. It returns the
-// handle and ok, or an error that ends the Acquire (its ctx ended during the
-// check: the connection went back), or neither: the connection was retired
-// and the caller tries another.
+// prepare readies a connection taken for a hand-out, whose hand-out the
+// caller has uncounted (it is tentative): a doomed one is retired, the check
+// on acquire and BeforeAcquire run where configured. It returns the handle
+// and ok (the hand-out counted), or an error that ends the Acquire (its ctx
+// ended during the check: the connection went back), or neither: the
+// connection was retired and the caller tries another.
 func (p *Pool[T]) prepare(ctx context.Context, c *conn.Conn[T], lease uint64) (h Conn[T], ok bool, err error) {
 	if r := c.Doomed(); r != conn.ReasonNone {
-		c.Uncount()
 		p.retireHeld(c, lease, r, nil)
 		return h, false, nil
 	}
 	if p.cfg.CheckOnAcquire && p.checkDue(c) {
 		if err := p.checkOnAcquire(ctx, c); err != nil {
 			fresh := p.fresh(c)
-			c.Uncount()
 			if ctx.Err() != nil {
 				// The Acquire gave up, not the connection.
 				p.putHeld(c, lease)
@@ -190,10 +191,10 @@ func (p *Pool[T]) prepare(ctx context.Context, c *conn.Conn[T], lease uint64) (h
 		}
 	}
 	if p.cfg.BeforeAcquire != nil && !p.beforeAcquire(ctx, c) {
-		c.Uncount()
 		p.retireHeld(c, lease, ReasonVetoed, nil)
 		return h, false, nil
 	}
+	c.Recount()
 	h = Conn[T]{p: p, c: c, lease: lease}
 	p.noteHeld(h)
 	return h, true, nil
@@ -210,10 +211,11 @@ func (p *Pool[T]) checkDue(c *conn.Conn[T]) bool {
 	return p.clock.read()-last+int64(clockResolution) > int64(p.cfg.CheckOnAcquireIdle)
 }
 
-// fresh reports whether c is on its first hand-out straight after its dial
-// (within two ticks of the coarse clock). Only its holder may ask.
+// fresh reports whether c, on a tentative hand-out, was never handed out
+// before and comes straight from its dial (within two ticks of the coarse
+// clock). Only its holder may ask.
 func (p *Pool[T]) fresh(c *conn.Conn[T]) bool {
-	return c.Handouts() == 1 && p.clock.read()-c.LastUsed() <= 2*int64(clockResolution)
+	return c.Handouts() == 0 && p.clock.read()-c.LastUsed() <= 2*int64(clockResolution)
 }
 
 func (p *Pool[T]) checkOnAcquire(ctx context.Context, c *conn.Conn[T]) error {
@@ -276,6 +278,7 @@ func (p *Pool[T]) acquireSlow(ctx context.Context) (Conn[T], error) {
 			if !ok {
 				break
 			}
+			c.Uncount()
 			if h, ok, err := p.prepare(ctx, c, lease); ok || err != nil {
 				return p.served(h, waitStart), err
 			}
@@ -377,8 +380,8 @@ func (p *Pool[T]) wait(ctx context.Context, deadline time.Time, own bool) (*conn
 		if !listed {
 			r = <-w.ch
 			if r.err == nil {
-				// A hand-off raced our cancellation: pass the connection on.
-				r.c.Uncount()
+				// A hand-off raced our cancellation: pass the connection on
+				// (its hand-over was never counted).
 				p.putHeld(r.c, r.lease)
 			}
 		}

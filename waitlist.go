@@ -109,10 +109,12 @@ func (l *waitlist[T]) handOff(c *conn.Conn[T], lease uint64) bool {
 			w.ch <- waitResult[T]{err: errEvicted}
 			continue
 		}
+		c.Uncount() // tentative: the waiter counts it once its checks pass
 		nl, ok := c.Transfer(lease)
 		if !ok {
 			// Retired under its holder (Close's deadline, an expired
 			// lease): not ours to give any more, and the waiter waits on.
+			c.Recount()
 			return true
 		}
 		l.unlinkLocked(w)

@@ -323,9 +323,14 @@ func (c *Conn[T]) ForceRetire() (was State, ok bool) {
 	}
 }
 
-// Uncount records that the pool's last lease increment on this connection was
-// not a hand-out to a caller (see Handouts).
+// Uncount records that a lease increment on this connection is not (or not
+// yet) a hand-out to a caller (see Handouts). The pool calls it as soon as it
+// takes a connection for itself or tentatively for a caller, so that Stats
+// never counts a hand-out that a check or a hook then refuses.
 func (c *Conn[T]) Uncount() { c.internal.Add(1) }
+
+// Recount undoes one Uncount: the tentative hand-out went through.
+func (c *Conn[T]) Recount() { c.internal.Add(^uint64(0)) }
 
 // Handouts returns how many times the connection was handed to a caller: every
 // lease increment but the ones the pool made for itself (Uncount). It costs the

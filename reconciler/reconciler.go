@@ -1018,6 +1018,22 @@ func (r *Reconciler[T]) armTimer() {
 	r.timer.Reset(at.Sub(now))
 }
 
+// shrink brings the pool towards hi: idle connections above it go now; the
+// rest is owed by held connections on release (the gate's debt). Each pass
+// sets the debt anew to what idle connections cannot cover, so a connection
+// that was under a check at the shrink and is idle again goes at the next
+// pass, and the debt is taken back when the pool gets under its max another
+// way (Destroy, lifetime, a grow).
+func (r *Reconciler[T]) shrink(hi int) {
+	debt := r.Gate.Debt()
+	claimed := r.shrinkPending - debt // releases retiring for shrink, not yet received
+	need := r.open - hi - int(claimed)
+	if need > 0 {
+		need -= r.drainIdle(need)
+	}
+	r.shrinkPending += r.Gate.addDebt(int64(max(need, 0)) - debt)
+}
+
 // drainIdle takes up to n connections out of the idle set and retires them
 // for shrink; it returns how many.
 func (r *Reconciler[T]) drainIdle(n int) int {
@@ -1139,17 +1155,7 @@ func (r *Reconciler[T]) reconcile() {
 	r.G.Max.Store(int64(hi))
 	r.endChecks()
 
-	// Shrink: idle connections above the max go now; held ones owe it on
-	// release (the gate's debt), and the debt is taken back if the pool
-	// gets under its max another way (Destroy, lifetime, a grow).
-	if excess := r.open - hi - int(r.shrinkPending); excess > 0 {
-		excess -= r.drainIdle(excess)
-		if excess > 0 {
-			r.shrinkPending += r.Gate.addDebt(int64(excess))
-		}
-	} else if excess < 0 && r.Gate.Debt() > 0 {
-		r.shrinkPending += r.Gate.addDebt(int64(max(excess, -int(r.Gate.Debt()))))
-	}
+	r.shrink(hi)
 	if r.tombstones >= r.cfg.SweepAt || (r.tombstones > 0 && len(r.pendingFree) > 0) {
 		r.sweep()
 	}
