@@ -41,11 +41,19 @@ func (p *Pool[T]) Acquire(ctx context.Context) (Conn[T], error) {
 	// With Acquires waiting, a newcomer queues behind them instead of
 	// barging past them to an idle connection (arrival order).
 	if ctx.Err() == nil && !p.gate.Closed() && p.wl.n.Load() == 0 {
-		if c, lease, ok := p.idle.Take(); ok {
-			if !p.prepared && c.Doomed() == conn.ReasonNone {
-				return Conn[T]{p: p, c: c, lease: lease}, nil
+		if !p.prepared {
+			if c, lease, ok := p.idle.Take(); ok {
+				if c.Doomed() == conn.ReasonNone {
+					return Conn[T]{p: p, c: c, lease: lease}, nil
+				}
+				// Reset doomed it as it went idle (rare): not a hand-out. For
+				// the instant until Uncount, Stats may count it.
+				c.Uncount()
+				if h, ok, err := p.prepare(ctx, c, lease); ok || err != nil {
+					return h, err
+				}
 			}
-			c.Uncount() // tentative until prepare passes
+		} else if c, lease, ok := p.idle.TakeUncounted(); ok { // tentative until prepare passes
 			if h, ok, err := p.prepare(ctx, c, lease); ok || err != nil {
 				return h, err
 			}
@@ -72,11 +80,10 @@ func (p *Pool[T]) TryAcquire(ctx context.Context) (Conn[T], error) {
 		if err := ctx.Err(); err != nil {
 			return Conn[T]{}, fmt.Errorf("tidepool: acquire: %w", err)
 		}
-		c, lease, ok := p.idle.Take()
+		c, lease, ok := p.idle.TakeUncounted() // tentative until prepare passes
 		if !ok {
 			break
 		}
-		c.Uncount()
 		if h, ok, err := p.prepare(ctx, c, lease); ok || err != nil {
 			return h, err
 		}
@@ -141,11 +148,10 @@ func (p *Pool[T]) AcquireAllIdle(ctx context.Context) []Conn[T] {
 	}
 	var out []Conn[T]
 	for !p.gate.Closed() {
-		c, lease, ok := p.idle.Take()
+		c, lease, ok := p.idle.TakeUncounted() // tentative until the hook passes
 		if !ok {
 			break
 		}
-		c.Uncount() // tentative until the hook passes
 		if r := c.Doomed(); r != conn.ReasonNone {
 			p.retireHeld(c, lease, r, nil)
 			continue
@@ -174,8 +180,8 @@ func (p *Pool[T]) prepare(ctx context.Context, c *conn.Conn[T], lease uint64) (h
 		return h, false, nil
 	}
 	if p.cfg.CheckOnAcquire && p.checkDue(c) {
+		fresh := p.fresh(c) // before the check: a slow check must not make a new connection look stale
 		if err := p.checkOnAcquire(ctx, c); err != nil {
-			fresh := p.fresh(c)
 			if ctx.Err() != nil {
 				// The Acquire gave up, not the connection.
 				p.putHeld(c, lease)
@@ -274,11 +280,10 @@ func (p *Pool[T]) acquireSlow(ctx context.Context) (Conn[T], error) {
 			return Conn[T]{}, ErrClosed
 		}
 		for p.wl.n.Load() == 0 { // nobody waits: no queue to respect
-			c, lease, ok := p.idle.Take()
+			c, lease, ok := p.idle.TakeUncounted() // tentative until prepare passes
 			if !ok {
 				break
 			}
-			c.Uncount()
 			if h, ok, err := p.prepare(ctx, c, lease); ok || err != nil {
 				return p.served(h, waitStart), err
 			}
@@ -447,11 +452,10 @@ func (p *Pool[T]) reject(max int) error {
 // sees the other.
 func (p *Pool[T]) serveWaiters() {
 	for p.wl.n.Load() > 0 {
-		c, lease, ok := p.idle.Take()
+		c, lease, ok := p.idle.TakeUncounted() // taken to be handed over: the hand-over counts
 		if !ok {
 			return
 		}
-		c.Uncount() // taken to be handed over: the hand-over counts
 		if !p.wl.handOff(c, lease) {
 			// The waiters left meanwhile. Back it goes; a waiter that comes
 			// now lists itself first and then finds it.

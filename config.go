@@ -33,7 +33,11 @@ type Config[T any] struct {
 	// Check tests a connection (a ping, or netconn.Alive's peek). Optional;
 	// without it the pool runs no health checks, but still enforces
 	// MaxLifetime and MaxIdleTime. It runs on idle connections every
-	// HealthInterval, and on hand-outs when CheckOnAcquire is set.
+	// HealthInterval, and on hand-outs when CheckOnAcquire is set, then under
+	// the Acquire's context: a client that closes its connection when a
+	// context is cancelled should keep only the deadline (if the Acquire's
+	// context ends during a failed check, the pool puts the connection back
+	// rather than retire it).
 	Check func(ctx context.Context, v T) error
 
 	// AfterConnect runs on every new connection right after Dial, in the dial's

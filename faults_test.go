@@ -547,3 +547,52 @@ func closeF(t *testing.T, p *tidepool.Pool[*faultConn]) {
 		t.Fatalf("Close: %v", err)
 	}
 }
+
+// A check on acquire that fails on a connection fresh from its dial fails
+// the Acquire at once instead of dialing and checking until its deadline —
+// also when the check is slow (the freshness is judged before it runs).
+func TestSlowFailingCheckOnANewConnectionFailsTheAcquireAfterOneDial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := &faultDB{}
+		cfg := db.config()
+		cfg.Check = func(ctx context.Context, c *faultConn) error {
+			time.Sleep(50 * time.Millisecond)
+			return errors.New("ping: no answer")
+		}
+		cfg.CheckOnAcquire = true
+		p, _ := faultPool(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, err := p.Acquire(ctx)
+		if err == nil || !strings.Contains(err.Error(), "a new connection failed its check") {
+			t.Fatalf("Acquire with a check that always fails: %v, want the new connection's check error", err)
+		}
+		if n := db.dials.Load(); n != 1 {
+			t.Fatalf("%d dials, want 1: the Acquire went on dialing fresh connections", n)
+		}
+		closeF(t, p)
+	})
+}
+
+// After a Destroy (with CheckOnAcquire), every connection released before it
+// is checked on its next hand-out however briefly it was idle.
+func TestDestroyHasTheOtherIdleConnectionsCheckedOnAcquire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := &faultDB{}
+		cfg := db.config()
+		var checks atomic.Int64
+		cfg.Check = func(ctx context.Context, c *faultConn) error { checks.Add(1); return nil }
+		cfg.CheckOnAcquire, cfg.CheckOnAcquireIdle = true, time.Hour
+		p, _ := faultPool(t, cfg)
+		a, b := mustAcquireF(t, p), mustAcquireF(t, p)
+		a.Release()
+		time.Sleep(10 * time.Millisecond) // a tick of the coarse clock: the Destroy comes after a's release
+		b.Destroy()
+		h := mustAcquireF(t, p) // a, idle for 10ms, far below the hour
+		if n := checks.Load(); n != 1 {
+			t.Fatalf("%d checks on acquire after a Destroy, want 1 (a was released before it)", n)
+		}
+		h.Release()
+		closeF(t, p)
+	})
+}

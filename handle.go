@@ -115,7 +115,9 @@ func (p *Pool[T]) afterRelease(c *conn.Conn[T]) bool {
 }
 
 // Destroy closes the connection instead of returning it (use it when the
-// connection is broken); the pool dials a replacement if it needs one.
+// connection is broken); the pool dials a replacement if it needs one. With
+// CheckOnAcquire, it also has every connection released before it checked on
+// its next hand-out, as a failed check on acquire does.
 // Destroying a released handle panics; after the pool closed the connection
 // under its holder it is a no-op.
 func (h Conn[T]) Destroy() {
@@ -124,6 +126,12 @@ func (h Conn[T]) Destroy() {
 			return
 		}
 		h.misuse("Destroy")
+	}
+	if h.p.cfg.CheckOnAcquire {
+		// A broken connection usually means the backend went away under
+		// the others too: check every one released before now on its next
+		// hand-out, however briefly it was idle.
+		h.p.suspect.Store(h.p.clock.read())
 	}
 	h.p.retireHeld(h.c, h.lease, ReasonDestroyed, nil)
 }

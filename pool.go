@@ -37,6 +37,7 @@ package tidepool
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,6 +130,7 @@ func New[T any](ctx context.Context, cfg Config[T]) (*Pool[T], error) {
 	}
 	p.prepared = cfg.CheckOnAcquire || cfg.BeforeAcquire != nil || p.track
 	p.clock.start = time.Now()
+	p.suspect.Store(math.MinInt64) // no check on acquire has failed yet
 	p.hcfg = health.Config[T]{Check: cfg.Check, Interval: cfg.HealthInterval, Timeout: cfg.HealthTimeout,
 		MaxIdleTime: cfg.MaxIdleTime, Stuck: &p.n.stuckChecks, Running: &p.goroutines, Active: &p.n.checksRunning}
 	p.ctx, p.cancel = context.WithCancel(context.Background())

@@ -333,6 +333,29 @@ func zapValue(v slog.Value) any {
 	return v.Any()
 }
 
+// serialCore writes each entry to all of its (teed) cores under one lock.
+type serialCore struct {
+	zapcore.Core
+	mu *sync.Mutex
+}
+
+func (c *serialCore) With(fields []zapcore.Field) zapcore.Core {
+	return &serialCore{Core: c.Core.With(fields), mu: c.mu}
+}
+
+func (c *serialCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c *serialCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Core.Write(e, fields)
+}
+
 // The pool's own events reach slog with the same names, levels and fields as
 // zap's: the same run is logged to zap's observer and, through SlogLogger, to
 // a recording handler, and the two are compared entry by entry. New events
@@ -340,7 +363,10 @@ func zapValue(v slog.Value) any {
 func TestSlogLoggerCarriesThePoolsEventsUnchanged(t *testing.T) {
 	obs, zlogs := observer.New(zapcore.DebugLevel)
 	rec := newRecorder(slog.LevelDebug)
-	driveLifecycle(t, zap.New(zapcore.NewTee(obs, tidepool.SlogLogger(slog.New(rec)).Core())))
+	// One lock around both writes of an entry: goroutines that log at once
+	// must reach the two sinks in the same order.
+	tee := &serialCore{Core: zapcore.NewTee(obs, tidepool.SlogLogger(slog.New(rec)).Core()), mu: new(sync.Mutex)}
+	driveLifecycle(t, zap.New(tee))
 
 	zs, ss := zlogs.All(), rec.all()
 	if len(zs) != len(ss) {

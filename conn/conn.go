@@ -108,6 +108,11 @@ type Link struct {
 	// Index is the connection's index in the idle set's table, set once when
 	// the reconciler registers the connection there (before it is ever pushed).
 	Index uint32
+	// Front is 1 + the P whose front slot may point at the connection (0:
+	// none). Written only by the connection's holder (when it takes or
+	// places the connection), read only by its holder: the state CASes order
+	// the two, so it needs no atomic.
+	Front int32
 }
 
 // Conn is one pooled connection. Create it with [New]; the zero Conn is not usable.
@@ -191,14 +196,29 @@ func (c *Conn[T]) State() State { _, s := c.Load(); return s }
 // returns that lease. If the connection is being checked it marks it Detached
 // (the checker will put it back) and fails. Any other state fails; the state seen
 // is returned so the caller can tell tombstones from detached connections.
-func (c *Conn[T]) Acquire() (lease uint64, seen State, ok bool) {
+func (c *Conn[T]) Acquire() (lease uint64, seen State, ok bool) { return c.acquire(false) }
+
+// AcquireUncounted is Acquire for a take that is not (or not yet) a hand-out
+// to a caller: the lease increment is uncounted (see Uncount) before the CAS
+// that makes it, so that Handouts, read concurrently, never counts it even for
+// a moment. A failed attempt leaves the count as it was. One or two more
+// atomic adds than Acquire.
+func (c *Conn[T]) AcquireUncounted() (lease uint64, seen State, ok bool) { return c.acquire(true) }
+
+func (c *Conn[T]) acquire(uncounted bool) (lease uint64, seen State, ok bool) {
 	for {
 		w := c.word.Load()
 		l, s := unpack(w)
 		switch s {
 		case Idle:
+			if uncounted {
+				c.internal.Add(1)
+			}
 			if c.word.CompareAndSwap(w, pack(l+1, InUse)) {
 				return l + 1, InUse, true
+			}
+			if uncounted {
+				c.internal.Add(^uint64(0))
 			}
 		case Checking:
 			if c.word.CompareAndSwap(w, pack(l, Detached)) {
@@ -208,6 +228,29 @@ func (c *Conn[T]) Acquire() (lease uint64, seen State, ok bool) {
 			return 0, s, false
 		}
 	}
+}
+
+// AcquireIdle is Acquire for a connection that is only pointed at, not owned,
+// by whoever asks: it moves an Idle connection to InUse under a new lease and
+// fails, changing nothing, in any other state (a connection being checked is
+// not detached). With uncounted the increment is uncounted first, as in
+// AcquireUncounted.
+func (c *Conn[T]) AcquireIdle(uncounted bool) (lease uint64, ok bool) {
+	w := c.word.Load()
+	l, s := unpack(w)
+	if s != Idle {
+		return 0, false
+	}
+	if uncounted {
+		c.internal.Add(1)
+	}
+	if c.word.CompareAndSwap(w, pack(l+1, InUse)) {
+		return l + 1, true
+	}
+	if uncounted {
+		c.internal.Add(^uint64(0))
+	}
+	return 0, false
 }
 
 // Held reports whether lease is the current holder's lease.
@@ -269,10 +312,13 @@ func (c *Conn[T]) EndCheck() (lease uint64, detached, ok bool) {
 				return 0, false, true
 			}
 		case Detached:
+			// Uncounted before the CAS: a concurrent Handouts may undercount
+			// for a moment but never counts the watcher's lease as a hand-out.
+			c.internal.Add(1)
 			if c.word.CompareAndSwap(w, pack(l+1, InUse)) {
-				c.internal.Add(1)
 				return l + 1, true, true
 			}
+			c.internal.Add(^uint64(0))
 		case Retired, Closed:
 			return 0, false, false
 		default:

@@ -19,9 +19,13 @@ type model struct {
 	s     *queue.Idle[int]
 	conns []*mconn
 	front *mconn
-	stack []*mconn
-	free  []uint32
-	next  uint32
+	// sticky: the set counts nothing, and its front keeps pointing at the
+	// connection it handed out (a hint, not a member) until a Release puts
+	// another one there or a Take or Sweep drops a tombstone.
+	sticky bool
+	stack  []*mconn
+	free   []uint32
+	next   uint32
 }
 
 type mconn struct {
@@ -56,12 +60,23 @@ const (
 var opNames = [...]string{"register", "release", "stale-release", "take", "claim-idle", "begin-check", "end-check",
 	"retire-checked", "destroy", "hijack", "force-retire", "close", "unregister", "sweep", "fill", "check-many"}
 
+// frontMember reports whether the front lists its connection (a sticky
+// front pointing at a held connection does not).
+func (m *model) frontMember() bool {
+	return m.front != nil && m.front.state != conn.InUse
+}
+
 func (m *model) size() int {
 	n := len(m.stack)
-	if m.front != nil {
+	if m.frontMember() {
 		n++
 	}
 	return n
+}
+
+// vacant: a sticky front pointing at y may take another connection.
+func vacant(y *mconn) bool {
+	return y.state != conn.Idle && y.state != conn.Checking && y.state != conn.Detached
 }
 
 func (m *model) inStack(x *mconn) bool { return slices.Contains(m.stack, x) }
@@ -114,9 +129,11 @@ func (m *model) step(op, arg byte) {
 			return
 		}
 		x.state = conn.Idle
-		if m.front == nil {
+		switch {
+		case m.sticky && m.front == x:
+		case m.front == nil, m.sticky && vacant(m.front):
 			m.front = x
-		} else {
+		default:
 			m.stack = append(m.stack, x)
 		}
 	case opStaleRelease:
@@ -254,7 +271,7 @@ func (m *model) step(op, arg byte) {
 			return id&(1<<bit) == 0
 		}
 		dropped := 0
-		if m.front != nil && !keep(m.front.state, m.front.c.ID()) {
+		if m.front != nil && !(m.sticky && m.front.state == conn.InUse) && !keep(m.front.state, m.front.c.ID()) {
 			m.front = nil
 			dropped++
 		}
@@ -276,10 +293,23 @@ func (m *model) step(op, arg byte) {
 
 func (m *model) take() {
 	var want *mconn
-	for skips := 0; skips < queue.MaxSkips; {
+	skips := 0
+	if m.sticky && m.front != nil {
+		switch y := m.front; y.state {
+		case conn.Idle:
+			y.state, y.lease = conn.InUse, y.lease+1 // the front keeps pointing at it
+			want = y
+		case conn.Checking:
+			y.state, m.front = conn.Detached, nil // its watcher puts it back
+			skips++
+		case conn.Retired, conn.Closed, conn.Hijacked:
+			m.front = nil
+		}
+	}
+	for want == nil && skips < queue.MaxSkips {
 		var y *mconn
 		switch {
-		case m.front != nil:
+		case m.front != nil && !m.sticky:
 			y, m.front = m.front, nil
 		case len(m.stack) > 0:
 			y, m.stack = m.stack[len(m.stack)-1], m.stack[:len(m.stack)-1]
@@ -314,8 +344,12 @@ func (m *model) check() {
 	if n := m.s.Len(); n != m.size() {
 		m.fatalf("Len = %d, want %d", n, m.size())
 	}
-	if n := m.s.Count(); n != int64(m.size()) {
-		m.fatalf("Count = %d, want %d", n, m.size())
+	if want := int64(m.size()); m.sticky {
+		if n := m.s.Count(); n != 0 {
+			m.fatalf("Count without counting = %d, want 0", n)
+		}
+	} else if n := m.s.Count(); n != want {
+		m.fatalf("Count = %d, want %d", n, want)
 	}
 	for _, x := range m.conns {
 		lease, st := x.c.Load()
@@ -361,19 +395,23 @@ func FuzzIdleSetAgainstModel(f *testing.F) {
 		if len(data) > 4096 {
 			data = data[:4096]
 		}
-		m := &model{t: t, s: queue.New[int](true)}
-		for i := 0; i+1 < len(data); i += 2 {
-			m.step(data[i], data[i+1])
-			m.check()
-			if t.Failed() {
-				return
+		for _, sticky := range []bool{false, true} {
+			m := &model{t: t, s: queue.New[int](!sticky), sticky: sticky}
+			for i := 0; i+1 < len(data); i += 2 {
+				m.step(data[i], data[i+1])
+				m.check()
+				if t.Failed() {
+					t.Logf("sticky=%v", sticky)
+					return
+				}
 			}
-		}
-		// Drain: Take order is the model's to the end.
-		for m.size() > 0 {
+			// Drain: Take order is the model's to the end.
+			for n := -1; m.size() > 0 && m.size() != n; {
+				n = m.size()
+				m.take()
+				m.check()
+			}
 			m.take()
-			m.check()
 		}
-		m.take()
 	})
 }

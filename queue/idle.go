@@ -150,16 +150,28 @@ func (s *Idle[T]) at(i uint32) *conn.Conn[T] {
 	return tbl[i>>chunkBits][i&(1<<chunkBits-1)].Load()
 }
 
-// Release moves c, held under lease, back to Idle and into the set: into the
-// calling P's front if it is empty, otherwise onto the stack. It reports
-// false, doing nothing, if lease does not hold c (the pool retired it under
-// its holder, or this is a late second Release). Cost: two locked
-// instructions on the front path (the state CAS, the store into the front),
-// four on the stack path (the In CAS, the state CAS, the link store, the
-// head CAS), plus one shared atomic add with counting on; no lock, no
-// allocation. While a concurrent Release of the same connection holds its In
-// mark, it yields until that one finishes.
+// Release moves c, held under lease, back to Idle and into the set. Without
+// counting, if the calling P's front still points at c (c was taken from it:
+// a front keeps pointing at the connection it handed out, which usually comes
+// back), c is back in place with its state CAS alone; if the front is empty,
+// or points at a connection that is no longer idle there (held by another
+// goroutine, or a tombstone), c goes into it. With counting, a front holds a
+// connection only while it is idle, and c goes into it only if it is empty.
+// Otherwise c goes onto the stack. It reports false, doing nothing, if lease
+// does not hold c (the pool retired it under its holder, or this is a late
+// second Release). Cost: one locked instruction when c returns to its front
+// (the state CAS), two when it goes into a front, four on the stack path (the
+// In CAS, the state CAS, the link store, the head CAS), plus one shared
+// atomic add with counting on; no lock, no allocation. While a concurrent
+// Release of the same connection holds its In mark, it yields until that one
+// finishes.
 func (s *Idle[T]) Release(c *conn.Conn[T], lease uint64) bool {
+	if !s.counting {
+		if ok, done := s.releaseFront(c, lease); done {
+			return ok
+		}
+		return s.releaseStack(c, lease)
+	}
 	pid := procPin()
 	if pid < len(s.locals) {
 		l := &s.locals[pid].c
@@ -172,13 +184,91 @@ func (s *Idle[T]) Release(c *conn.Conn[T], lease uint64) bool {
 			}
 			l.Store(c)
 			procUnpin()
-			if s.counting {
-				s.n.Add(1)
-			}
+			s.n.Add(1)
 			return true
 		}
 	}
 	procUnpin()
+	if !s.releaseStack(c, lease) {
+		return false
+	}
+	s.n.Add(1)
+	return true
+}
+
+// vacant reports whether a front pointing at c may take another connection:
+// c is held (the front only remembers where it came from) or a tombstone.
+func vacant[T any](c *conn.Conn[T]) bool {
+	switch c.State() {
+	case conn.Idle, conn.Checking, conn.Detached:
+		return false
+	}
+	return true
+}
+
+// stealable reports whether a front pointing at c lends it to another P's
+// Take: c lies in the set (Idle, or Checking: the Take detaches it).
+func stealable[T any](c *conn.Conn[T]) bool {
+	s := c.State()
+	return s == conn.Idle || s == conn.Checking
+}
+
+// releaseFront is Release's front path without counting. done is false when
+// c must go onto the stack instead.
+func (s *Idle[T]) releaseFront(c *conn.Conn[T], lease uint64) (ok, done bool) {
+	if !c.Held(lease) {
+		// A late or doubled Release: not the holder, so it may not touch
+		// the holder's fields (Front), and it changes nothing.
+		return false, true
+	}
+	lk := c.Link()
+	pid := procPin()
+	if pid >= len(s.locals) {
+		procUnpin()
+		s.forgetFront(c, -1)
+		lk.Front = 0
+		return false, false
+	}
+	l := &s.locals[pid].c
+	f := l.Load()
+	if f == c {
+		// c left from this front and the front still points at it.
+		ok = c.Release(lease)
+		procUnpin()
+		return ok, true
+	}
+	// c is listed once: if another P's front still points at it (it was
+	// taken there, then its holder moved to this P), that pointer goes.
+	s.forgetFront(c, pid)
+	if f != nil && !vacant(f) {
+		procUnpin()
+		lk.Front = 0
+		return false, false
+	}
+	lk.Front = int32(pid + 1)
+	if !c.Release(lease) {
+		procUnpin()
+		return false, true
+	}
+	// Only this P stores a connection into its front; other Ps and Sweep
+	// only clear it. So while pinned the front is f or nil.
+	if f == nil || !l.CompareAndSwap(f, c) {
+		l.Store(c)
+	}
+	procUnpin()
+	return true, true
+}
+
+// forgetFront clears the pointer at c that another P's front (not pid's) may
+// hold. Only c's holder calls it.
+func (s *Idle[T]) forgetFront(c *conn.Conn[T], pid int) {
+	if h := int(c.Link().Front) - 1; h >= 0 && h != pid && h < len(s.locals) {
+		s.locals[h].c.CompareAndSwap(c, nil)
+	}
+}
+
+// releaseStack is Release's stack path: c is pushed.
+func (s *Idle[T]) releaseStack(c *conn.Conn[T], lease uint64) bool {
 	// Mark c as being pushed before it becomes Idle: from then on a retirer
 	// may claim it, and Unregister must not free its index while the push
 	// (or the tombstone it leaves) is pending. The mark is taken with a CAS,
@@ -204,9 +294,6 @@ func (s *Idle[T]) Release(c *conn.Conn[T], lease uint64) bool {
 		s.hook()
 	}
 	s.push(c)
-	if s.counting {
-		s.n.Add(1)
-	}
 	return true
 }
 
@@ -269,7 +356,7 @@ func (s *Idle[T]) get() (*conn.Conn[T], bool) {
 
 func (s *Idle[T]) getAny() (*conn.Conn[T], bool) {
 	pid := procPin()
-	if pid < len(s.locals) {
+	if pid < len(s.locals) && s.counting {
 		// Load first: an empty front is not written, so its line stays
 		// shared with the Ps that look at it.
 		if l := &s.locals[pid].c; l.Load() != nil {
@@ -289,7 +376,9 @@ func (s *Idle[T]) getAny() (*conn.Conn[T], bool) {
 	for k := 1; k <= n; k++ {
 		l := &s.locals[(pid+k)%n].c
 		c := l.Load()
-		if c == nil {
+		if c == nil || !s.counting && !stealable(c) {
+			// Without counting a front may point at a connection its holder
+			// has (or a tombstone): not one to take; its P clears it.
 			continue
 		}
 		if s.hook != nil {
@@ -312,14 +401,35 @@ func (s *Idle[T]) getAny() (*conn.Conn[T], bool) {
 // the state CAS), loads of the other fronts and one CAS for a steal, plus one
 // shared atomic add with counting on; no lock, no allocation. Each tombstone
 // or detached connection met costs one more pass.
-func (s *Idle[T]) Take() (c *conn.Conn[T], lease uint64, ok bool) {
-	for skips := 0; skips < MaxSkips; {
+func (s *Idle[T]) Take() (c *conn.Conn[T], lease uint64, ok bool) { return s.take(false) }
+
+// TakeUncounted is Take for a take that is not (or not yet) a hand-out to a
+// caller: the pool's own (a shrink, a hand-over to a waiter) or a tentative
+// one that a check or hook may refuse. The lease increment is uncounted
+// (conn.Uncount) before it is made, so Handouts never counts it, even for a
+// moment; the caller Recounts it if the hand-out goes through. One or two
+// atomic adds more than Take.
+func (s *Idle[T]) TakeUncounted() (c *conn.Conn[T], lease uint64, ok bool) { return s.take(true) }
+
+func (s *Idle[T]) take(uncounted bool) (c *conn.Conn[T], lease uint64, ok bool) {
+	skips := 0
+	if !s.counting {
+		c, lease, ok, detached := s.takeFront(uncounted)
+		if ok {
+			return c, lease, true
+		}
+		if detached {
+			skips++
+		}
+	}
+	for skips < MaxSkips {
 		c, ok := s.get()
 		if !ok {
 			return nil, 0, false
 		}
-		lease, seen, ok := c.Acquire()
+		lease, seen, ok := acquire(c, uncounted)
 		if ok {
+			c.Link().Front = 0 // the new holder's: no front points at it
 			return c, lease, true
 		}
 		if seen == conn.Detached {
@@ -328,6 +438,51 @@ func (s *Idle[T]) Take() (c *conn.Conn[T], lease uint64, ok bool) {
 		// Retired, Closed, Hijacked: a tombstone, dropped.
 	}
 	return nil, 0, false
+}
+
+// acquire is c.Acquire, or c.AcquireUncounted.
+func acquire[T any](c *conn.Conn[T], uncounted bool) (uint64, conn.State, bool) {
+	if uncounted {
+		return c.AcquireUncounted()
+	}
+	return c.Acquire()
+}
+
+// takeFront is Take's front path without counting: it acquires the
+// connection the calling P's front points at if that one is idle, leaving the
+// pointer in place (the connection usually comes back to it), and clears the
+// front of a tombstone. detached reports that it detached a connection under
+// check (a skip).
+func (s *Idle[T]) takeFront(uncounted bool) (c *conn.Conn[T], lease uint64, ok, detached bool) {
+	pid := procPin()
+	if pid < len(s.locals) {
+		l := &s.locals[pid].c
+		if c = l.Load(); c != nil {
+			if lease, ok = c.AcquireIdle(uncounted); ok {
+				procUnpin()
+				c.Link().Front = int32(pid + 1)
+				return c, lease, true, false
+			}
+			switch c.State() {
+			case conn.Retired, conn.Closed, conn.Hijacked:
+				l.CompareAndSwap(c, nil) // a tombstone: dropped
+			case conn.Checking:
+				// Under check: taken out and detached, so that its watcher
+				// puts it back through Release when the check passes (and a
+				// waiter hears of it); left here it would turn Idle unseen.
+				if l.CompareAndSwap(c, nil) {
+					procUnpin()
+					if lease, _, ok := acquire(c, uncounted); ok { // the check ended first
+						c.Link().Front = 0
+						return c, lease, true, false
+					}
+					return nil, 0, false, true
+				}
+			}
+		}
+	}
+	procUnpin()
+	return nil, 0, false, false
 }
 
 // Sweep takes every connection out of the set and puts back the ones keep
@@ -344,15 +499,21 @@ func (s *Idle[T]) Sweep(keep func(c *conn.Conn[T]) bool) int {
 	for i := range s.locals {
 		l := &s.locals[i].c
 		c := l.Load()
-		if c == nil || keep(c) || !l.CompareAndSwap(c, nil) {
+		// Without counting a front may point at a connection its holder
+		// took from there: that one is not in the set, and its holder puts
+		// it back.
+		if c == nil || c.State() == conn.InUse || keep(c) || !l.CompareAndSwap(c, nil) {
 			continue
 		}
 		// Only now does the sweep own c: between the look and the CAS a
 		// taker may have taken it (keep saw it in use or detached) and its
 		// holder put it back into the same front. Judge it again.
-		if keep(c) {
+		switch {
+		case c.State() == conn.InUse && !s.counting:
+			// Taken from the front just now: its holder puts it back.
+		case keep(c):
 			back = append(back, c)
-		} else {
+		default:
 			dropped++
 		}
 	}
@@ -400,8 +561,8 @@ func (s *Idle[T]) Sweep(keep func(c *conn.Conn[T]) bool) int {
 func (s *Idle[T]) Len() int {
 	n := 0
 	for i := range s.locals {
-		if s.locals[i].c.Load() != nil {
-			n++
+		if c := s.locals[i].c.Load(); c != nil && c.State() != conn.InUse {
+			n++ // a front pointing at a held connection does not list it
 		}
 	}
 	// Bounded by the indexes ever handed out, in case concurrent pushes and

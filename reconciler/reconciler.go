@@ -1039,11 +1039,10 @@ func (r *Reconciler[T]) shrink(hi int) {
 func (r *Reconciler[T]) drainIdle(n int) int {
 	done := 0
 	for done < n {
-		c, lease, ok := r.set.Take()
+		c, lease, ok := r.set.TakeUncounted()
 		if !ok {
 			return done
 		}
-		c.Uncount()
 		if c.Retire(lease) {
 			reason := conn.ReasonShrink
 			if r.closed {
