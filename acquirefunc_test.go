@@ -73,7 +73,7 @@ func TestAcquireFuncReleasesWhenFReturnsNilOrAnOrdinaryError(t *testing.T) {
 		if asked.Load() != 1 {
 			t.Errorf("IsBroken asked %d times, want once", asked.Load())
 		}
-		db.shut(t, p)
+		db.shutBy(t, p)
 	})
 }
 
@@ -116,7 +116,7 @@ func TestAcquireFuncDestroysTheConnWhenFsErrorSaysItIsBroken(t *testing.T) {
 				if err := p.AcquireFunc(ctx, func(c *simConn) error { next = c; return nil }); err != nil || next == used {
 					t.Errorf("next AcquireFunc: err=%v, conn reused=%v; want a new connection", err, next == used)
 				}
-				db.shut(t, p)
+				db.shutBy(t, p)
 			})
 		})
 	}
@@ -145,7 +145,7 @@ func TestAcquireFuncDestroysTheConnAndRepanicsWhenFPanics(t *testing.T) {
 		if n := p.Stats().CallbackPanics; n != 0 {
 			t.Errorf("f's panic was counted as a callback panic (%d): it is the caller's, and goes on", n)
 		}
-		db.shut(t, p)
+		db.shutBy(t, p)
 	})
 }
 
@@ -168,7 +168,7 @@ func TestAcquireFuncDestroysTheConnWhenFCallsGoexit(t *testing.T) {
 		}()
 		<-exited
 		wantDestroyed(t, p, used, "f called Goexit")
-		db.shut(t, p)
+		db.shutBy(t, p)
 	})
 }
 
@@ -200,7 +200,7 @@ func TestAcquireFuncReturnsAcquiresErrorWithoutCallingF(t *testing.T) {
 			t.Errorf("AcquireFunc with the backend down: %v, want ErrDial", err)
 		}
 		db.down.Store(false)
-		db.shut(t, p)
+		db.shutBy(t, p)
 		if err := p.AcquireFunc(context.Background(), f); !errors.Is(err, tidepool.ErrClosed) {
 			t.Errorf("AcquireFunc after Close: %v, want ErrClosed", err)
 		}

@@ -164,3 +164,41 @@ func TestHijackedHandleIsSpent(t *testing.T) {
 	}
 	h2.Release()
 }
+
+// A Hijack pays a pending shrink like a release would: with both
+// connections held and the max cut to 1, hijacking one leaves the pool at its
+// max, so the other goes back to the idle set on release instead of closing.
+func TestHijackPaysAPendingShrink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := newSimDB(t)
+		cfg := db.config()
+		cfg.MaxSize = 2
+		p, _ := simPool(t, cfg)
+		ha, a := take(t, p)
+		hb, b := take(t, p)
+		if err := p.Resize(0, 1); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if st := p.Stats(); st.PendingShrink != 1 {
+			t.Fatalf("pending_shrink=%d after Resize(0, 1) with 2 held, want 1", st.PendingShrink)
+		}
+		a.held.Store(false)
+		ha.Hijack()
+		synctest.Wait()
+		if st := p.Stats(); st.PendingShrink != 0 || st.Slots != 1 {
+			t.Errorf("after Hijack: pending_shrink=%d slots=%d, want 0 1", st.PendingShrink, st.Slots)
+		}
+		give(hb)
+		synctest.Wait()
+		if st := p.Stats(); st.Idle != 1 || st.Closed.Shrink != 0 || b.closes.Load() != 0 {
+			t.Errorf("after the release: idle=%d closed(shrink)=%d, want 1 0: the pool was at its max already", st.Idle, st.Closed.Shrink)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if a.closes.Load() != 0 || b.closes.Load() != 1 {
+			t.Errorf("closes: hijacked %d, other %d; want 0 1", a.closes.Load(), b.closes.Load())
+		}
+	})
+}

@@ -8,6 +8,8 @@ package tidepool_test
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -56,6 +58,17 @@ func (h *hookTrace) count(what string) int {
 	return n
 }
 
+// countOn returns how many times what ran on c.
+func (h *hookTrace) countOn(c *simConn, what string) int {
+	n := 0
+	for _, w := range h.of(c) {
+		if w == what {
+			n++
+		}
+	}
+	return n
+}
+
 // traced returns db's config with its Close recorded in tr.
 func (db *simDB) traced(tr *hookTrace) tidepool.Config[*simConn] {
 	cfg := db.config()
@@ -77,6 +90,24 @@ func wantCallbackLogged(t *testing.T, logs *observer.ObservedLogs, event, callba
 	}
 	t.Fatalf("no %s entry with callback=%q; entries: %v", event, callback, logs.FilterMessage(event).All())
 	return observer.LoggedEntry{}
+}
+
+// shutBy is shut with a deadline: a connection left held (a bug under test)
+// fails the test at once instead of keeping Close waiting for its holder
+// forever — the pool's clock ticks, so a bubble in that state never
+// deadlocks.
+func (db *simDB) shutBy(t *testing.T, p *tidepool.Pool[*simConn]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	for _, c := range db.all() {
+		if n := c.closes.Load(); n != 1 {
+			t.Errorf("conn %d closed %d times, want 1", c.id, n)
+		}
+	}
 }
 
 type tenantKey struct{}
@@ -127,7 +158,9 @@ func TestAfterConnectRunsOncePerNewConnectionBeforeItsFirstHandOut(t *testing.T)
 		}()
 		synctest.Wait()
 		give(hs[0])
-		handedOut(<-done)
+		if c := <-done; c != nil {
+			handedOut(c)
+		}
 		hs[1].Value().held.Store(false)
 		hs[1].Destroy()
 		give(hs[2])
@@ -146,7 +179,7 @@ func TestAfterConnectRunsOncePerNewConnectionBeforeItsFirstHandOut(t *testing.T)
 
 		st := p.Stats()
 		if n := tr.count("after_connect"); int64(n) != st.Dials || n != len(db.all()) || n != 4 {
-			t.Errorf("AfterConnect ran %d times for %d dials (%d connections dialed), want once per dial",
+			t.Errorf("AfterConnect ran %d times for %d dials (%d connections dialed), want once per dial, 4 dials",
 				n, st.Dials, len(db.all()))
 		}
 		for _, c := range db.all() {
@@ -154,18 +187,8 @@ func TestAfterConnectRunsOncePerNewConnectionBeforeItsFirstHandOut(t *testing.T)
 				t.Errorf("conn %d: hooks %v, want exactly one AfterConnect, first", c.id, s)
 			}
 		}
-		db.shut(t, p)
+		db.shutBy(t, p)
 	})
-}
-
-func (h *hookTrace) countOn(c *simConn, what string) int {
-	n := 0
-	for _, w := range h.of(c) {
-		if w == what {
-			n++
-		}
-	}
-	return n
 }
 
 // An AfterConnect error fails the dial: the value is closed (never handed
@@ -232,7 +255,7 @@ func TestAfterConnectErrorFailsTheDialClosesTheValueAndReachesWaiters(t *testing
 			t.Errorf("served conn %d has hooks %v, want one AfterConnect", c.id, s)
 		}
 		give(h)
-		db.shut(t, p)
+		db.shutBy(t, p)
 	})
 }
 
@@ -305,7 +328,7 @@ func TestBeforeAcquireRunsOnEveryHandOutUnderTheAcquiresContext(t *testing.T) {
 		if st := p.Stats(); st.Acquires != calls.Load() {
 			t.Errorf("BeforeAcquire ran %d times for %d hand-outs", calls.Load(), st.Acquires)
 		}
-		db.shut(t, p)
+		db.shutBy(t, p)
 	})
 }
 
@@ -344,7 +367,7 @@ func TestBeforeAcquireVetoRetiresTheConnAndTheAcquireMovesOn(t *testing.T) {
 					st.Closed.Vetoed, st.Acquires, retired(logs, "vetoed"))
 			}
 			give(h)
-			db.shut(t, p)
+			db.shutBy(t, p)
 		})
 	})
 	t.Run("waiter", func(t *testing.T) {
@@ -381,7 +404,7 @@ func TestBeforeAcquireVetoRetiresTheConnAndTheAcquireMovesOn(t *testing.T) {
 			if first.closes.Load() != 1 || p.Stats().Closed.Vetoed != 1 || retired(logs, "vetoed") != 1 {
 				t.Errorf("vetoed conn closes=%d closed(vetoed)=%d, want 1 1", first.closes.Load(), p.Stats().Closed.Vetoed)
 			}
-			db.shut(t, p)
+			db.shutBy(t, p)
 		})
 	})
 }
@@ -470,7 +493,7 @@ func TestAfterReleaseRunsBeforeTheConnGoesBackAndFalseDestroysIt(t *testing.T) {
 			t.Errorf("the connection AfterRelease refused was handed out again")
 		}
 		give(h)
-		db.shut(t, p)
+		db.shutBy(t, p)
 	})
 }
 
@@ -529,7 +552,7 @@ func TestBeforeCloseRunsRightBeforeCloseOncePerConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait()
-		db.shut(t, p)
+		db.shutBy(t, p)
 
 		if len(db.all()) < 8 {
 			t.Fatalf("only %d connections dialed; the scenario did not run", len(db.all()))
@@ -577,7 +600,7 @@ func TestPanickingHooksAreRecoveredLoggedCountedAndCountAsRefusals(t *testing.T)
 			time.Sleep(time.Minute)
 			h, _ := take(t, p)
 			give(h)
-			db.shut(t, p)
+			db.shutBy(t, p)
 		})
 	})
 	t.Run("before_acquire", func(t *testing.T) {
@@ -601,7 +624,7 @@ func TestPanickingHooksAreRecoveredLoggedCountedAndCountAsRefusals(t *testing.T)
 				t.Errorf("callback_panics=%d closed(vetoed)=%d, want 1 1, and a live connection handed out", st.CallbackPanics, st.Closed.Vetoed)
 			}
 			give(h)
-			db.shut(t, p)
+			db.shutBy(t, p)
 		})
 	})
 	t.Run("after_release", func(t *testing.T) {
@@ -619,7 +642,7 @@ func TestPanickingHooksAreRecoveredLoggedCountedAndCountAsRefusals(t *testing.T)
 				t.Errorf("callback_panics=%d closed(vetoed)=%d closes=%d slots=%d, want 1 1 1 0",
 					st.CallbackPanics, st.Closed.Vetoed, c.closes.Load(), st.Slots)
 			}
-			db.shut(t, p)
+			db.shutBy(t, p)
 		})
 	})
 	t.Run("before_close", func(t *testing.T) {
@@ -638,7 +661,7 @@ func TestPanickingHooksAreRecoveredLoggedCountedAndCountAsRefusals(t *testing.T)
 				t.Errorf("callback_panics=%d closes=%d slots=%d, want 1 1 0: Close runs after a panicking BeforeClose",
 					st.CallbackPanics, c.closes.Load(), st.Slots)
 			}
-			db.shut(t, p)
+			db.shutBy(t, p)
 		})
 	})
 }
@@ -677,7 +700,7 @@ func TestHooksPastHookTimeoutCountAsFailed(t *testing.T) {
 					st.CallbackTimeouts, st.Closed.Vetoed)
 			}
 			give(h)
-			db.shut(t, p)
+			db.shutBy(t, p)
 		})
 	})
 	t.Run("after_release", func(t *testing.T) {
@@ -698,7 +721,7 @@ func TestHooksPastHookTimeoutCountAsFailed(t *testing.T) {
 			if st.CallbackTimeouts != 1 || st.Closed.Vetoed != 1 || c.closes.Load() != 1 {
 				t.Errorf("callback_timeouts=%d closed(vetoed)=%d closes=%d, want 1 1 1", st.CallbackTimeouts, st.Closed.Vetoed, c.closes.Load())
 			}
-			db.shut(t, p)
+			db.shutBy(t, p)
 		})
 	})
 	t.Run("in time", func(t *testing.T) {
@@ -717,7 +740,7 @@ func TestHooksPastHookTimeoutCountAsFailed(t *testing.T) {
 			if st := p.Stats(); st.CallbackTimeouts != 0 || st.Closed.Vetoed != 0 || st.Dials != 1 {
 				t.Errorf("hooks within HookTimeout: timeouts=%d vetoed=%d dials=%d, want 0 0 1", st.CallbackTimeouts, st.Closed.Vetoed, st.Dials)
 			}
-			db.shut(t, p)
+			db.shutBy(t, p)
 		})
 	})
 }
@@ -732,6 +755,10 @@ func TestUnsetHooksAreNeverCalled(t *testing.T) {
 		t.Run(only, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				db := newSimDB(t)
+				// Dials take virtual time, so that a pool that refuses every
+				// connection fails the test by the Acquire's deadline
+				// instead of spinning at one instant.
+				db.dialTime.Store(int64(time.Millisecond))
 				cfg := db.config()
 				cfg.MaxSize = 2
 				var ran atomic.Int64
@@ -777,7 +804,7 @@ func TestUnsetHooksAreNeverCalled(t *testing.T) {
 				h, _ = take(t, p)
 				give(h)
 				synctest.Wait()
-				db.shut(t, p)
+				db.shutBy(t, p)
 
 				st := p.Stats()
 				if st.CallbackPanics != 0 || logs.FilterMessage("callback.panicked").Len() != 0 || st.Closed.Vetoed != 0 || st.DialErrors != 0 {
@@ -903,6 +930,242 @@ func TestBeforeAcquireRefusingForACancelledAcquireKeepsTheIdleConns(t *testing.T
 			t.Errorf("after one cancelled Acquire: idle=%d closed(vetoed)=%d, BeforeAcquire ran %d times under the dead context; "+
 				"want the 3 released connections still idle, at most the one in hand refused", st.Idle, st.Closed.Vetoed, calls.Load())
 		}
-		db.shut(t, p)
+		db.shutBy(t, p)
+	})
+}
+
+// The same for AcquireAllIdle: called with a context that has ended (a
+// maintenance pass whose deadline passed), it must not retire the idle
+// connections its BeforeAcquire refuses because of that context.
+func TestAcquireAllIdleWithAnEndedContextRetiresNoConn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := newSimDB(t)
+		cfg := db.config()
+		cfg.BeforeAcquire = func(ctx context.Context, c *simConn) bool { return ctx.Err() == nil }
+		p, _ := simPool(t, cfg)
+		for range 3 {
+			if err := p.DialIdle(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		got := p.AcquireAllIdle(ctx)
+		for _, h := range got {
+			h.Release()
+		}
+		synctest.Wait()
+		if st := p.Stats(); st.Idle != 3 || st.Closed.Vetoed != 0 {
+			t.Errorf("AcquireAllIdle with an ended context: idle=%d closed(vetoed)=%d, want the 3 connections kept (3 0)", st.Idle, st.Closed.Vetoed)
+		}
+		db.shutBy(t, p)
+	})
+}
+
+// hookedConn is a connection of TestHooksUnderLoad: it records who holds it
+// and how often each hook ran on it.
+type hookedConn struct {
+	id                                       int64
+	holder                                   atomic.Int64 // goroutine number + 1 of its user, 0: none
+	connects, beforeCloses, closes, hijacked atomic.Int32
+	inBeforeAcquire, inAfterRelease          atomic.Int32
+}
+
+// Under load from many goroutines — Acquire, TryAcquire, AcquireFunc,
+// AcquireAllIdle, Release, Destroy, Hijack, Reset — every hook sees a
+// connection nobody else uses: BeforeAcquire and AfterRelease never run on a
+// connection a caller holds or that is closed, never twice at once on one
+// connection; BeforeClose runs once, right before the one Close, never on a
+// held or hijacked connection; AfterConnect once per connection.
+func TestHooksUnderLoadSeeOnlyConnsNobodyElseUses(t *testing.T) {
+	var next atomic.Int64
+	var mu sync.Mutex
+	var all []*hookedConn
+	problem := func(format string, args ...any) { t.Errorf(format, args...) }
+	var vetoes, refusals atomic.Int64
+	cfg := tidepool.Config[*hookedConn]{
+		MaxSize: 6, MinIdle: 2,
+		Dial: func(ctx context.Context) (*hookedConn, error) {
+			c := &hookedConn{id: next.Add(1)}
+			mu.Lock()
+			all = append(all, c)
+			mu.Unlock()
+			return c, nil
+		},
+		AfterConnect: func(ctx context.Context, c *hookedConn) error {
+			if c.connects.Add(1) != 1 || c.closes.Load() != 0 {
+				problem("AfterConnect on conn %d ran twice or after its close", c.id)
+			}
+			return nil
+		},
+		BeforeAcquire: func(ctx context.Context, c *hookedConn) bool {
+			if c.inBeforeAcquire.Add(1) != 1 || c.inAfterRelease.Load() != 0 {
+				problem("BeforeAcquire on conn %d while another hook runs on it", c.id)
+			}
+			defer c.inBeforeAcquire.Add(-1)
+			if h := c.holder.Load(); h != 0 || c.closes.Load() != 0 || c.beforeCloses.Load() != 0 {
+				problem("BeforeAcquire on conn %d held by %d or closed (%d)", c.id, h, c.closes.Load())
+			}
+			if c.id%7 == 0 && rand.IntN(4) == 0 {
+				vetoes.Add(1)
+				return false
+			}
+			return true
+		},
+		AfterRelease: func(c *hookedConn) bool {
+			if c.inAfterRelease.Add(1) != 1 || c.inBeforeAcquire.Load() != 0 {
+				problem("AfterRelease on conn %d while another hook runs on it", c.id)
+			}
+			defer c.inAfterRelease.Add(-1)
+			if h := c.holder.Load(); h != 0 || c.closes.Load() != 0 {
+				problem("AfterRelease on conn %d held by %d or closed", c.id, h)
+			}
+			if rand.IntN(20) == 0 {
+				refusals.Add(1)
+				return false
+			}
+			return true
+		},
+		BeforeClose: func(c *hookedConn) {
+			if c.beforeCloses.Add(1) != 1 || c.closes.Load() != 0 || c.hijacked.Load() != 0 {
+				problem("BeforeClose on conn %d twice, after its close, or hijacked", c.id)
+			}
+			if h := c.holder.Load(); h != 0 {
+				problem("BeforeClose on conn %d while goroutine %d holds it", c.id, h-1)
+			}
+			if c.inBeforeAcquire.Load() != 0 || c.inAfterRelease.Load() != 0 {
+				problem("BeforeClose on conn %d while another hook runs on it", c.id)
+			}
+		},
+		Close: func(c *hookedConn) error {
+			if c.closes.Add(1) != 1 || c.beforeCloses.Load() != 1 {
+				problem("Close on conn %d: closes %d, BeforeClose %d", c.id, c.closes.Load(), c.beforeCloses.Load())
+			}
+			return nil
+		},
+	}
+	p, err := tidepool.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	take := func(g int64, h tidepool.Conn[*hookedConn]) *hookedConn {
+		c := h.Value()
+		if !c.holder.CompareAndSwap(0, g) {
+			problem("conn %d handed to goroutine %d while %d holds it", c.id, g-1, c.holder.Load()-1)
+		}
+		if c.closes.Load() != 0 {
+			problem("closed conn %d handed out", c.id)
+		}
+		return c
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		g := int64(w + 1)
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for range 1500 {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				switch op := rng.IntN(100); {
+				case op < 2:
+					p.Reset()
+				case op < 8:
+					for _, h := range p.AcquireAllIdle(ctx) {
+						take(g, h).holder.Store(0)
+						h.Release()
+					}
+				case op < 14:
+					_ = p.AcquireFunc(ctx, func(c *hookedConn) error {
+						if !c.holder.CompareAndSwap(0, g) {
+							problem("AcquireFunc got conn %d held by %d", c.id, c.holder.Load()-1)
+						}
+						defer c.holder.Store(0)
+						if rng.IntN(5) == 0 {
+							return tidepool.ErrConnBroken
+						}
+						return nil
+					})
+				default:
+					var h tidepool.Conn[*hookedConn]
+					var err error
+					if op < 20 {
+						h, err = p.TryAcquire(ctx)
+					} else {
+						h, err = p.Acquire(ctx)
+					}
+					if err != nil {
+						if !errors.Is(err, tidepool.ErrExhausted) {
+							problem("acquire: %v", err)
+						}
+						break
+					}
+					c := take(g, h)
+					runtime.Gosched()
+					switch rng.IntN(20) {
+					case 0:
+						c.holder.Store(0)
+						h.Destroy()
+					case 1:
+						c.hijacked.Store(1)
+						c.holder.Store(0)
+						h.Hijack()
+					default:
+						c.holder.Store(0)
+						h.Release()
+					}
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	hijacked := 0
+	for _, c := range all {
+		want := int32(1)
+		if c.hijacked.Load() != 0 {
+			want = 0
+			hijacked++
+		}
+		if c.connects.Load() != 1 || c.closes.Load() != want || c.beforeCloses.Load() != want {
+			t.Errorf("conn %d: AfterConnect %d, BeforeClose %d, Close %d; want 1 %d %d",
+				c.id, c.connects.Load(), c.beforeCloses.Load(), c.closes.Load(), want, want)
+		}
+	}
+	st := p.Stats()
+	t.Logf("%d connections, %d hijacked, %d vetoed, %d refused on release, %d resets", len(all), hijacked, vetoes.Load(), refusals.Load(), st.Resets)
+	if st.Closed.Vetoed != vetoes.Load()+refusals.Load() || st.Hijacked != int64(hijacked) {
+		t.Errorf("Stats: vetoed=%d hijacked=%d; hooks said no %d times, %d hijacked", st.Closed.Vetoed, st.Hijacked, vetoes.Load()+refusals.Load(), hijacked)
+	}
+}
+
+// A BeforeAcquire that refuses every connection (a misconfigured hook, a
+// replica check that fails after a failover) must not turn one Acquire into
+// a dial storm: each new connection it refuses is retired, and dialing the
+// next one at once, in a loop, hits the backend with a dial per few
+// microseconds until the Acquire's deadline (2,000 dials in 50 ms against an
+// instant fake). Refused new connections must be paced like failed dials
+// (or fail the Acquire, as a new connection that fails its check on acquire
+// does).
+func TestBeforeAcquireRefusingEveryConnDoesNotStormTheBackend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := newSimDB(t)
+		db.dialTime.Store(int64(time.Millisecond))
+		cfg := db.config()
+		cfg.BeforeAcquire = func(context.Context, *simConn) bool { return false }
+		p, _ := simPool(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := p.Acquire(ctx)
+		cancel()
+		if err == nil {
+			t.Fatal("Acquire succeeded although BeforeAcquire refuses every connection")
+		}
+		if n := len(db.dialAttempts()); n > 20 {
+			t.Errorf("one Acquire of 1s with every connection refused made %d dials (a dial each ms), want them paced (at most 20)", n)
+		}
+		db.shutBy(t, p)
 	})
 }

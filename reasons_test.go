@@ -1,17 +1,15 @@
 package tidepool_test
 
-// The tables that must agree with each other: retirement reasons and
-// Stats.Closed's fields, and the log events and the README's log schema.
+// Retirement reasons and Stats.Closed's fields must agree. (The log events
+// and the README's log schema: TestReadmeLogSchemaMatchesTheEventList.)
 
 import (
-	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/tidepool-go/tidepool"
-	"github.com/tidepool-go/tidepool/internal/event"
 )
 
 // Every field of ClosedCounts belongs to exactly one Reason of Reasons()
@@ -64,60 +62,5 @@ func TestEveryClosedCountsFieldHasExactlyOneReasonNamedByItsJSONTag(t *testing.T
 	}
 	if slices.ContainsFunc(reasons, func(r tidepool.Reason) bool { return r == 0 }) {
 		t.Error("Reasons() lists the zero Reason (none)")
-	}
-}
-
-// readmeLogSchema returns the events listed in README.md's "## Log schema"
-// section: the first cell of each table row of the form "| `event.name` |".
-func readmeLogSchema(t *testing.T) []string {
-	t.Helper()
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatalf("reading the README: %v", err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n## Log schema\n")
-	if !ok {
-		t.Skip("README.md has no \"## Log schema\" section yet: the schema test needs the table of events there")
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
-	var events []string
-	for _, line := range strings.Split(section, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "| `")
-		if !ok {
-			continue
-		}
-		name, _, ok := strings.Cut(rest, "` |")
-		if ok && !strings.ContainsAny(name, " `") {
-			events = append(events, name)
-		}
-	}
-	return events
-}
-
-// Every event the pool logs (internal/event.All) is a row of the README's log
-// schema table, and every row there is an event the pool logs.
-func TestReadmeLogSchemaListsExactlyTheEvents(t *testing.T) {
-	documented := readmeLogSchema(t)
-	if len(documented) == 0 {
-		t.Fatal("README.md's log schema section has no rows of the form | `event.name` |")
-	}
-	for _, e := range event.All {
-		if !slices.Contains(documented, e) {
-			t.Errorf("event %q is logged but not in README.md's log schema", e)
-		}
-	}
-	for _, e := range documented {
-		if !slices.Contains(event.All, e) {
-			t.Errorf("README.md's log schema lists %q, which is not an event in internal/event", e)
-		}
-	}
-	seen := map[string]bool{}
-	for _, e := range documented {
-		if seen[e] {
-			t.Errorf("README.md's log schema lists %q twice", e)
-		}
-		seen[e] = true
 	}
 }

@@ -6,6 +6,7 @@ package tidepool_test
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -128,7 +129,7 @@ func TestResetRetiresIdleAtOnceHeldOnReleaseAndDialsInFlightWhenTheyLand(t *test
 				t.Errorf("conn %d alive at the Reset closed %d times, want 1", c.id, c.closes.Load())
 			}
 		}
-		db.shut(t, p)
+		db.shutBy(t, p)
 	})
 }
 
@@ -164,7 +165,7 @@ func TestResetRetiresAConnUnderCheckWhenTheCheckEnds(t *testing.T) {
 			t.Errorf("the connection under check at the Reset was handed out after it")
 		}
 		give(h)
-		db.shut(t, p)
+		db.shutBy(t, p)
 	})
 }
 
@@ -228,8 +229,10 @@ func TestNoConnectionAliveAtTheResetIsHandedOutAfterIt(t *testing.T) {
 	wg.Wait()
 	closePool(t, p)
 	b.checkClosedOnce(t)
-	if st := p.Stats(); st.Resets != 1 || st.Closed.Reset == 0 {
-		t.Errorf("Resets=%d Closed.Reset=%d, want 1 and some", st.Resets, st.Closed.Reset)
+	// (Closed.Reset may be 0: at the Reset every connection may have been
+	// on its way out already, destroyed by its holder.)
+	if st := p.Stats(); st.Resets != 1 {
+		t.Errorf("Resets=%d, want 1", st.Resets)
 	}
 }
 
@@ -238,10 +241,95 @@ func TestResetAfterCloseDoesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		db := newSimDB(t)
 		p, logs := simPool(t, db.config())
-		db.shut(t, p)
+		db.shutBy(t, p)
 		p.Reset()
 		if n := p.Stats().Resets; n != 0 || logs.FilterMessage("pool.reset").Len() != 0 {
 			t.Errorf("Reset after Close: Resets=%d, %d pool.reset entries; want nothing", n, logs.FilterMessage("pool.reset").Len())
 		}
+	})
+}
+
+// Reset is for a backend that moved (failover, DNS): a dial in flight to the
+// old address may hang until DialTimeout. An Acquire after the Reset must not
+// wait for that dial — the Reset doomed it, its connection would be retired
+// on landing — but get a fresh dial of its own; and the doomed dial's
+// timeout is not the new backend's failure.
+func TestAcquireAfterResetDoesNotWaitForADialTheResetDoomed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := newSimDB(t)
+		cfg := db.config()
+		cfg.MaxSize = 4
+		cfg.DialTimeout = 10 * time.Second
+		var oldAddress atomic.Bool
+		oldAddress.Store(true)
+		cfg.Dial = func(ctx context.Context) (*simConn, error) {
+			if oldAddress.Load() {
+				<-ctx.Done() // the old backend is gone: the dial hangs until its timeout
+				return nil, ctx.Err()
+			}
+			return db.dial(ctx)
+		}
+		p, logs := simPool(t, cfg)
+		if _, err := p.TryAcquire(context.Background()); !errors.Is(err, tidepool.ErrExhausted) {
+			t.Fatalf("TryAcquire on an empty pool: %v", err)
+		}
+		synctest.Wait()
+		if st := p.Stats(); st.Dialing != 1 {
+			t.Fatalf("dialing=%d, want TryAcquire's background dial to the old address in flight", st.Dialing)
+		}
+
+		oldAddress.Store(false) // DNS now points at the new backend
+		p.Reset()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		h, err := p.Acquire(ctx)
+		cancel()
+		if err != nil {
+			t.Errorf("Acquire after Reset, with a doomed dial hanging: %v after %v; want a fresh dial at once", err, time.Since(start))
+		} else {
+			mark(t, h)
+			give(h)
+		}
+		time.Sleep(time.Minute) // the doomed dial times out
+		synctest.Wait()
+		if st := p.Stats(); st.DialErrors != 0 || logs.FilterMessage("conn.dial_failed").Len() != 0 {
+			t.Errorf("dial_errors=%d, %d conn.dial_failed entries: the dial the Reset doomed counted as the backend's failure",
+				st.DialErrors, logs.FilterMessage("conn.dial_failed").Len())
+		}
+		h, _ = take(t, p)
+		give(h)
+		db.shutBy(t, p)
+	})
+}
+
+// DialIdle whose dial a Reset overtakes: the pool had room, so its answer is
+// not ErrExhausted (which DialIdle's doc reserves for a pool at its max); the
+// caller wanted a warm connection, and gets one dialed after the Reset.
+func TestDialIdleAcrossAResetDoesNotReportExhausted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := newSimDB(t)
+		db.dialTime.Store(int64(time.Second))
+		cfg := db.config()
+		var clock dialClock
+		cfg.Dial = clock.wrap(db)
+		p, _ := simPool(t, cfg)
+		errc := make(chan error)
+		go func() { errc <- p.DialIdle(context.Background()) }()
+		synctest.Wait()
+		resetAt := time.Now()
+		p.Reset()
+		err := <-errc
+		if errors.Is(err, tidepool.ErrExhausted) {
+			t.Errorf("DialIdle across a Reset, with 7 of 8 slots free: %v; ErrExhausted means the pool is at its max", err)
+		}
+		synctest.Wait()
+		if err == nil {
+			h, c := take(t, p)
+			if clock.of(c).Before(resetAt) || p.Stats().Closed.Reset != 1 {
+				t.Errorf("DialIdle returned nil; the idle connection was dialed before the Reset")
+			}
+			give(h)
+		}
+		db.shutBy(t, p)
 	})
 }
