@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
 	"github.com/tidepool-go/tidepool"
 )
 
-// A pool of TCP connections to a local echo server: acquire, use, release.
+// A pool of TCP connections to a local echo server: acquire, use, and
+// release — or destroy a connection that failed, so that it is not reused.
 func Example() {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer ln.Close()
@@ -20,7 +22,7 @@ func Example() {
 			if err != nil {
 				return
 			}
-			go func() { defer c.Close(); buf := make([]byte, 64); n, _ := c.Read(buf); c.Write(buf[:n]) }()
+			go func() { defer c.Close(); io.Copy(c, c) }() // echo until the client hangs up
 		}
 	}()
 
@@ -38,19 +40,31 @@ func Example() {
 	}
 	defer p.Close(ctx)
 
-	c, err := p.Acquire(ctx)
-	if err != nil {
-		panic(err)
+	echo := func(msg string) (string, net.Addr) {
+		c, err := p.Acquire(ctx)
+		if err != nil {
+			panic(err)
+		}
+		buf := make([]byte, len(msg))
+		if _, err := c.Value().Write([]byte(msg)); err != nil {
+			c.Destroy() // broken: close it instead of returning it
+			return "", nil
+		}
+		if _, err := io.ReadFull(c.Value(), buf); err != nil {
+			c.Destroy()
+			return "", nil
+		}
+		addr := c.Value().LocalAddr()
+		c.Release() // healthy: back to the pool for the next Acquire
+		return string(buf), addr
 	}
-	buf := make([]byte, 5)
-	c.Value().Write([]byte("hello"))
-	if _, err := c.Value().Read(buf); err != nil {
-		c.Destroy() // broken: close it instead of returning it
-		return
-	}
-	c.Destroy() // the echo server closes after one message
-	fmt.Println(string(buf))
-	// Output: hello
+	first, a1 := echo("hello")
+	second, a2 := echo("world")
+	fmt.Println(first, second)
+	fmt.Println("same connection both times:", a1.String() == a2.String())
+	// Output:
+	// hello world
+	// same connection both times: true
 }
 
 // Resizing a running pool: growing serves waiters at once; shrinking closes
