@@ -49,12 +49,12 @@ func (p *Pool[T]) Acquire(ctx context.Context) (Conn[T], error) {
 				// Reset doomed it as it went idle (rare): not a hand-out. For
 				// the instant until Uncount, Stats may count it.
 				c.Uncount()
-				if h, ok, err := p.prepare(ctx, c, lease); ok || err != nil {
+				if h, ok, err := p.prepare(ctx, c, lease, false); ok || err != nil {
 					return h, err
 				}
 			}
 		} else if c, lease, ok := p.idle.TakeUncounted(); ok { // tentative until prepare passes
-			if h, ok, err := p.prepare(ctx, c, lease); ok || err != nil {
+			if h, ok, err := p.prepare(ctx, c, lease, false); ok || err != nil {
 				return h, err
 			}
 		}
@@ -84,7 +84,7 @@ func (p *Pool[T]) TryAcquire(ctx context.Context) (Conn[T], error) {
 		if !ok {
 			break
 		}
-		if h, ok, err := p.prepare(ctx, c, lease); ok || err != nil {
+		if h, ok, err := p.prepare(ctx, c, lease, false); ok || err != nil {
 			return h, err
 		}
 	}
@@ -157,6 +157,10 @@ func (p *Pool[T]) AcquireAllIdle(ctx context.Context) []Conn[T] {
 			continue
 		}
 		if p.cfg.BeforeAcquire != nil && !p.beforeAcquire(ctx, c) {
+			if ctx.Err() != nil {
+				p.putHeld(c, lease) // refused because ctx ended: not the connection's fault
+				break
+			}
 			p.retireHeld(c, lease, ReasonVetoed, nil)
 			continue
 		}
@@ -173,14 +177,17 @@ func (p *Pool[T]) AcquireAllIdle(ctx context.Context) []Conn[T] {
 // on acquire and BeforeAcquire run where configured. It returns the handle
 // and ok (the hand-out counted), or an error that ends the Acquire (its ctx
 // ended during the check: the connection went back), or neither: the
-// connection was retired and the caller tries another.
-func (p *Pool[T]) prepare(ctx context.Context, c *conn.Conn[T], lease uint64) (h Conn[T], ok bool, err error) {
+// connection was retired and the caller tries another. waited says c came to
+// a waiting Acquire (from a release or a dial made for it).
+func (p *Pool[T]) prepare(ctx context.Context, c *conn.Conn[T], lease uint64, waited bool) (h Conn[T], ok bool, err error) {
 	if r := c.Doomed(); r != conn.ReasonNone {
 		p.retireHeld(c, lease, r, nil)
 		return h, false, nil
 	}
+	// Judged before the check and the hook: a slow one must not make a new
+	// connection look stale.
+	fresh := p.fresh(c)
 	if p.cfg.CheckOnAcquire && p.checkDue(c) {
-		fresh := p.fresh(c) // before the check: a slow check must not make a new connection look stale
 		if err := p.checkOnAcquire(ctx, c); err != nil {
 			if ctx.Err() != nil {
 				// The Acquire gave up, not the connection.
@@ -197,7 +204,18 @@ func (p *Pool[T]) prepare(ctx context.Context, c *conn.Conn[T], lease uint64) (h
 		}
 	}
 	if p.cfg.BeforeAcquire != nil && !p.beforeAcquire(ctx, c) {
+		if ctx.Err() != nil {
+			// It refused because the Acquire gave up (a ping under ctx):
+			// the connection is not to blame.
+			p.putHeld(c, lease)
+			return h, false, fmt.Errorf("tidepool: acquire: %w", ctx.Err())
+		}
 		p.retireHeld(c, lease, ReasonVetoed, nil)
+		if waited && fresh {
+			// Refused what was just dialed for this wait: the hook would
+			// refuse the next dial's too. Fail rather than dial without end.
+			return h, false, ErrVetoed
+		}
 		return h, false, nil
 	}
 	c.Recount()
@@ -262,6 +280,10 @@ func (p *Pool[T]) beforeAcquire(ctx context.Context, c *conn.Conn[T]) bool {
 	return ok
 }
 
+// freshVetoes is how many connections dialed for one waiting Acquire
+// BeforeAcquire may refuse before the Acquire fails with ErrVetoed.
+const freshVetoes = 3
+
 func (p *Pool[T]) acquireSlow(ctx context.Context) (Conn[T], error) {
 	if p.gate.Closed() {
 		return Conn[T]{}, ErrClosed
@@ -275,6 +297,7 @@ func (p *Pool[T]) acquireSlow(ctx context.Context) (Conn[T], error) {
 		deadline = time.Now().Add(p.cfg.AcquireTimeout)
 	}
 	var waitStart time.Time
+	vetoes := 0
 	for {
 		if p.gate.Closed() {
 			return Conn[T]{}, ErrClosed
@@ -284,7 +307,7 @@ func (p *Pool[T]) acquireSlow(ctx context.Context) (Conn[T], error) {
 			if !ok {
 				break
 			}
-			if h, ok, err := p.prepare(ctx, c, lease); ok || err != nil {
+			if h, ok, err := p.prepare(ctx, c, lease, false); ok || err != nil {
 				return p.served(h, waitStart), err
 			}
 		}
@@ -295,7 +318,12 @@ func (p *Pool[T]) acquireSlow(ctx context.Context) (Conn[T], error) {
 		if err != nil {
 			return Conn[T]{}, err
 		}
-		if h, ok, err := p.prepare(ctx, c, lease); ok || err != nil {
+		h, ok, err := p.prepare(ctx, c, lease, true)
+		if err == ErrVetoed && vetoes+1 < freshVetoes {
+			vetoes++ // maybe bad luck: dial once more
+			continue
+		}
+		if ok || err != nil {
 			return p.served(h, waitStart), err
 		}
 	}

@@ -47,7 +47,11 @@ type Config[T any] struct {
 	AfterConnect func(ctx context.Context, v T) error
 	// BeforeAcquire runs on the acquiring goroutine before every hand-out,
 	// under the Acquire's context. Returning false vetoes the connection: it
-	// is retired (reason vetoed) and the Acquire moves on to another one.
+	// is retired (reason vetoed) and the Acquire moves on to another one —
+	// except that a refusal once the Acquire's context has ended puts the
+	// connection back unharmed (the Acquire fails with ctx's error), and a
+	// waiting Acquire fails with ErrVetoed once three connections dialed for
+	// it in a row were refused.
 	BeforeAcquire func(ctx context.Context, v T) bool
 	// AfterRelease runs on the releasing goroutine before a released
 	// connection goes back (reset session state). Returning false destroys

@@ -33,6 +33,12 @@ var (
 	// ErrTooManyWaiters: Config.MaxWaiters Acquires were waiting already, so
 	// this one failed at once instead of joining them (load shedding).
 	ErrTooManyWaiters = errors.New("tidepool: too many waiters")
+	// ErrVetoed: Config.BeforeAcquire refused three connections in a row
+	// that were just dialed for this waiting Acquire, so it failed instead
+	// of dialing again (a hook that refuses every connection would
+	// otherwise dial without end). A refused connection that had been used
+	// before only makes the Acquire move on to another.
+	ErrVetoed = errors.New("tidepool: acquire: BeforeAcquire refused a new connection")
 	// ErrConnBroken tells AcquireFunc that the connection is broken: a
 	// function whose error wraps it has its connection destroyed, not released.
 	ErrConnBroken = errors.New("tidepool: connection broken")
@@ -41,7 +47,7 @@ var (
 // CallbackError is the error a pool reports for a user callback (Dial, Check,
 // Close or a hook) that panicked or ran past its timeout. Callback names it
 // ("dial", "check", "close", "after_connect", "before_acquire",
-// "after_release", "before_close"); Panic and Stack say where it panicked.
+// "after_release", "before_close", "is_broken"); Panic and Stack say where it panicked.
 // errors.As finds it inside the errors Acquire and New return and in the
 // "error" field of the callback's log event.
 type CallbackError = safe.CallbackError

@@ -32,7 +32,7 @@ func ExamplePool_Close() {
 	_, err = p.Acquire(ctx)
 	fmt.Println(errors.Is(err, tidepool.ErrClosed))
 	// Output:
-	// tidepool: close: 1 held connections were closed under their holders: context deadline exceeded
+	// tidepool: close: 1 held connection was closed under its holder: context deadline exceeded
 	// true
 	// closed under its holder: true
 	// true

@@ -550,6 +550,9 @@ type modelRun struct {
 	downFlips  int       // transitions to dials failing
 	checkFlips int       // transitions to checks failing
 	lastUpAt   time.Time // when the backend last came back up
+	// roomAt is when the pool last may have gained room for a probe: a
+	// Resize, an unhang, a Reset (it cancels dials), a fault change.
+	roomAt time.Time
 	dialErrs   int64     // Stats.DialErrors last seen
 	dialErrAt  time.Time // when dialErrs last grew (at or after the failure)
 
@@ -750,9 +753,11 @@ func (r *modelRun) do(op byte) {
 		r.opDialIdle()
 	case opFault:
 		r.opFault(r.src.intn(3), int32(r.src.intn(int(numFaults))))
+		r.roomAt = time.Now()
 	case opUnhang:
 		r.note("unhang")
 		r.b.unhang()
+		r.roomAt = time.Now()
 	}
 }
 
@@ -762,6 +767,7 @@ func (r *modelRun) opReset() {
 	conns, _ := r.b.snapshot()
 	r.p.Reset()
 	r.note("Reset")
+	r.roomAt = time.Now()
 	if r.closing {
 		return
 	}
@@ -1194,7 +1200,9 @@ func (r *modelRun) opResize(min, max int) {
 		r.b.allowed.Store(int64(maxInt(r.max, max)))
 	}
 	err := r.p.Resize(min, max)
-
+	if err == nil {
+		r.roomAt = time.Now()
+	}
 	r.note("Resize(%d, %d) = %v", min, max, err)
 	switch {
 	case !valid:
@@ -1580,7 +1588,11 @@ func (r *modelRun) check() {
 	// — if a slot is free for the probe: closes that hang keep theirs.
 	if r.dialsFail() && st.Total == 0 && st.Slots < st.MaxSize {
 		for _, w := range r.pending {
-			if waited := time.Since(w.start); waited > modelProbeEvery+modelDialTimeout+modelBackoffWindow {
+			since := w.start
+			if r.roomAt.After(since) {
+				since = r.roomAt // the pool may have had no room for a probe before
+			}
+			if waited := time.Since(since); waited > modelProbeEvery+modelDialTimeout+modelBackoffWindow {
 				r.fatalf("invariant 7: Acquire#%d has waited %v with dials failing and nothing live", w.n, waited)
 			}
 		}

@@ -231,8 +231,8 @@ func (p *Pool[T]) ResizeWait(ctx context.Context, min, max int) error {
 	defer cancel()
 	if err := p.rec.Within(gctx, max); err != nil {
 		s := p.Stats()
-		return fmt.Errorf("tidepool: resize: %d slots still taken above max %d after closing %d held connections (%d dialing, %d closing): %w",
-			s.Slots, max, held, s.Dialing, s.Closing, ctx.Err())
+		return fmt.Errorf("tidepool: resize: %d slots still taken above max %d after closing %s (%d dialing, %d closing): %w",
+			s.Slots, max, heldConns(held), s.Dialing, s.Closing, ctx.Err())
 	}
 	return nil
 }
@@ -256,7 +256,9 @@ func (p *Pool[T]) Lease(max int, until time.Time) error {
 }
 
 // Reset retires every connection: idle ones at once, held ones when they are
-// released, dials in flight when they land; new dials replace them as needed.
+// released. Dials in flight are cancelled (one that connects anyway is closed
+// at once; a DialIdle waiting for one gets a new dial); new dials replace them
+// as needed, at once for waiting Acquires.
 // Use it after rotating credentials or when the backend moved (DNS, failover).
 // It returns once the reconcile loop has done it (logged as pool.reset,
 // counted in Stats.Resets); after Close it does nothing.
@@ -339,13 +341,29 @@ func (p *Pool[T]) closeError(forced reconciler.Forced, done chan struct{}, cause
 		if forced.Held == 0 {
 			return nil
 		}
-		return fmt.Errorf("tidepool: close: %d held connections were closed under their holders: %w", forced.Held, cause)
+		return fmt.Errorf("tidepool: close: %s: %w", heldForced(forced.Held), cause)
 	default:
 	}
 	dials, checks, closes := p.rec.G.Dialing.Load(), p.n.checksRunning.Load(), p.rec.G.Closing.Load()
 	p.log.Warn(event.CloseStuck, zap.String("event", event.CloseStuck), zap.Int64("dials", dials),
 		zap.Int64("checks", checks), zap.Int64("closes", closes), zap.Int("held_forced", forced.Held))
-	return fmt.Errorf("tidepool: close: %d held connections were closed under their holders; "+
+	return fmt.Errorf("tidepool: close: %s; "+
 		"still running: %d dials, %d checks, %d closes (their results are closed when they return): %w",
-		forced.Held, dials, checks, closes, cause)
+		heldForced(forced.Held), dials, checks, closes, cause)
+}
+
+// heldConns says "1 held connection" or "n held connections".
+func heldConns(n int) string {
+	if n == 1 {
+		return "1 held connection"
+	}
+	return fmt.Sprintf("%d held connections", n)
+}
+
+// heldForced says how many held connections Close closed under their holders.
+func heldForced(n int) string {
+	if n == 1 {
+		return "1 held connection was closed under its holder"
+	}
+	return fmt.Sprintf("%d held connections were closed under their holders", n)
 }

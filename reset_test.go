@@ -98,13 +98,14 @@ func TestResetRetiresIdleAtOnceHeldOnReleaseAndDialsInFlightWhenTheyLand(t *test
 		if c1.closes.Load() != 1 || c2.closes.Load() != 1 {
 			t.Errorf("held conns released after Reset: closes=%d %d, want both retired on release", c1.closes.Load(), c2.closes.Load())
 		}
-		time.Sleep(10 * time.Second) // the dial in flight at the Reset lands
+		time.Sleep(10 * time.Second) // the dial in flight at the Reset was cancelled
 		synctest.Wait()
-		if n := retired(logs, "reset"); n != 4 {
-			t.Errorf("%d conn.retired entries with reason reset, want 4 (1 idle, 2 held, 1 dial in flight)", n)
+		if n := retired(logs, "reset"); n != 3 {
+			t.Errorf("%d conn.retired entries with reason reset, want 3 (1 idle, 2 held; the dial in flight was cancelled)", n)
 		}
-		if n := p.Stats().Closed.Reset; n != 4 {
-			t.Errorf("Stats.Closed.Reset = %d, want 4", n)
+		if st := p.Stats(); st.Closed.Reset != 3 || st.DialErrors != 0 {
+			t.Errorf("Stats.Closed.Reset = %d, DialErrors = %d; want 3 and 0 (a cancelled dial is not the backend's failure)",
+				st.Closed.Reset, st.DialErrors)
 		}
 
 		time.Sleep(time.Minute) // MinIdle refills with fresh connections
@@ -325,11 +326,58 @@ func TestDialIdleAcrossAResetDoesNotReportExhausted(t *testing.T) {
 		synctest.Wait()
 		if err == nil {
 			h, c := take(t, p)
-			if clock.of(c).Before(resetAt) || p.Stats().Closed.Reset != 1 {
+			if clock.of(c).Before(resetAt) {
 				t.Errorf("DialIdle returned nil; the idle connection was dialed before the Reset")
 			}
 			give(h)
 		}
+		db.shutBy(t, p)
+	})
+}
+
+// A dial that a Reset cancelled but that ignores its context and connects
+// anyway is retired at once (reason reset), never handed out, and counts as
+// no failure; a waiter meanwhile gets a dial of its own.
+func TestResetCancelledDialThatConnectsAnywayIsRetiredAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := newSimDB(t)
+		cfg := db.config()
+		cfg.MaxSize = 2
+		var first atomic.Bool
+		first.Store(true)
+		var stale atomic.Pointer[simConn]
+		cfg.Dial = func(ctx context.Context) (*simConn, error) {
+			if first.CompareAndSwap(true, false) {
+				time.Sleep(5 * time.Second) // deaf to its context
+				c, err := db.dial(context.Background())
+				stale.Store(c)
+				return c, err
+			}
+			return db.dial(ctx)
+		}
+		cfg.DialTimeout = time.Minute
+		p, logs := simPool(t, cfg)
+		if _, err := p.TryAcquire(context.Background()); !errors.Is(err, tidepool.ErrExhausted) {
+			t.Fatalf("TryAcquire on an empty pool: %v", err)
+		}
+		synctest.Wait()
+		p.Reset()
+		h, c := take(t, p) // served by a new dial, not the cancelled one
+		if c == stale.Load() {
+			t.Fatal("Acquire after Reset got the cancelled dial's connection")
+		}
+		time.Sleep(10 * time.Second) // the deaf dial connects
+		synctest.Wait()
+		if s := stale.Load(); s == nil || s.closes.Load() != 1 {
+			t.Fatalf("the cancelled dial's connection: %v, want it closed once", s)
+		}
+		if st := p.Stats(); st.Closed.Reset != 1 || st.DialErrors != 0 || st.Slots != 1 {
+			t.Errorf("closed(reset)=%d dial_errors=%d slots=%d, want 1 0 1", st.Closed.Reset, st.DialErrors, st.Slots)
+		}
+		if n := retired(logs, "reset"); n != 1 {
+			t.Errorf("%d conn.retired entries with reason reset, want 1", n)
+		}
+		give(h)
 		db.shutBy(t, p)
 	})
 }

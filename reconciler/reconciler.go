@@ -329,18 +329,22 @@ type Reconciler[T any] struct {
 	requests atomic.Int64
 
 	// Loop-owned: only the reconcile goroutine reads or writes these.
-	dials       map[*dial]struct{}
-	stuck       int // dials past their deadline still running
-	open        int
-	closing     int
-	nextID      uint64
-	min, max    int       // the Resize bounds
-	leaseMax    int       // a lease's max, while leaseUntil is ahead
-	leaseUntil  time.Time // zero: no lease
-	fails       int       // consecutive counted dial failures
-	gen         uint64    // bumped by each counted failure
-	resetGen    uint64    // bumped by each Reset
-	outage      *Outage   // what Gauges.Outage holds
+	dials      map[*dial]struct{}
+	stuck      int // dials past their deadline still running
+	open       int
+	closing    int
+	nextID     uint64
+	min, max   int       // the Resize bounds
+	leaseMax   int       // a lease's max, while leaseUntil is ahead
+	leaseUntil time.Time // zero: no lease
+	fails      int       // consecutive counted dial failures
+	gen        uint64    // bumped by each counted failure
+	resetGen   uint64    // bumped by each Reset
+	cancelled  int       // dials cancelled (fence, Reset) still in flight and not timed out
+	// redials are DialIdle replies whose dial a Reset cancelled: each gets a
+	// dial of the new generation once a slot is free.
+	redials     []chan error
+	outage      *Outage // what Gauges.Outage holds
 	closed      bool
 	resizing    bool
 	resizeAt    time.Time
@@ -417,8 +421,8 @@ func (r *Reconciler[T]) Lease(max int, until time.Time) error {
 	return r.ask(context.Background(), command[T]{kind: cmdLease, max: max, until: until})
 }
 
-// Reset retires every connection: idle ones now, held ones on release, dials
-// in flight when they land. Returns once the loop has done it.
+// Reset retires every connection: idle ones now, held ones on release; dials
+// in flight are cancelled. Returns once the loop has done it.
 func (r *Reconciler[T]) Reset() error { return r.ask(context.Background(), command[T]{kind: cmdReset}) }
 
 // DialIdle dials one connection into the idle set and returns its error:
@@ -631,8 +635,7 @@ func (r *Reconciler[T]) fence(now time.Time) {
 	r.leaseMax, r.leaseUntil = 0, time.Time{}
 	if len(r.dials)+r.open > r.max {
 		for d := range r.dials {
-			d.cancelled = true
-			d.cancel()
+			r.cancelDial(d)
 		}
 	}
 	r.drainIdle(r.open - r.max)
@@ -724,8 +727,27 @@ func (r *Reconciler[T]) freePending() {
 func (r *Reconciler[T]) reset() {
 	r.resetGen++
 	r.Stats.Resets.Add(1)
-	idle, doomed := 0, 0
+	idle, doomed, dials := 0, 0, 0
+	// Dials in flight would connect to what the Reset is leaving: cancelled,
+	// so they no longer count as supply for waiters (the next pass dials
+	// afresh) and their failure is not the backend's. A DialIdle among them
+	// is redialed.
+	for d := range r.dials {
+		if d.resetGen != r.resetGen-1 || d.cancelled {
+			continue
+		}
+		if d.reply != nil {
+			r.redials = append(r.redials, d.reply)
+			d.reply = nil
+		}
+		r.cancelDial(d)
+		dials++
+	}
 	r.reg.Range(func(c *conn.Conn[T]) bool {
+		switch c.State() {
+		case conn.Retired, conn.Closed, conn.Hijacked:
+			return true // on its way out already
+		}
 		if c.ClaimIdle() {
 			r.retire(c, conn.ReasonReset, nil, true)
 			idle++
@@ -741,7 +763,20 @@ func (r *Reconciler[T]) reset() {
 		return true
 	})
 	r.log.Info(event.PoolReset, zap.String("event", event.PoolReset), zap.Int("idle_retired", idle),
-		zap.Int("held_doomed", doomed), zap.Int("dials_doomed", len(r.dials)))
+		zap.Int("held_doomed", doomed), zap.Int("dials_doomed", dials))
+}
+
+// cancelDial cancels a dial in flight: it keeps its slot until it returns, but
+// is no longer supply, and its failure does not count against the backend.
+func (r *Reconciler[T]) cancelDial(d *dial) {
+	if d.cancelled {
+		return
+	}
+	d.cancelled = true
+	d.cancel()
+	if !d.timedOut {
+		r.cancelled++
+	}
 }
 
 func (r *Reconciler[T]) dialIdle(reply chan error) {
@@ -775,6 +810,10 @@ func (r *Reconciler[T]) close(err error) {
 			d.reply = nil
 		}
 	}
+	for _, reply := range r.redials {
+		reply <- ErrClosed
+	}
+	r.redials = nil
 	r.endChecks()
 	r.log.Info(event.CloseStarted, zap.String("event", event.CloseStarted),
 		zap.Int("waiters_failed", n), zap.Int("open", r.open), zap.Int("dialing", len(r.dials)))
@@ -835,6 +874,10 @@ func (r *Reconciler[T]) expireDials() {
 		d.timedOut = true
 		r.stuck++
 		r.h.DialTimedOut(r.cfg.DialTimeout)
+		if d.cancelled {
+			r.cancelled-- // now counted as stuck; it was not the backend's dial
+			continue
+		}
 		r.dialFailed(d, fmt.Errorf("%w after %v", safe.TimedOut("dial"), r.cfg.DialTimeout), r.cfg.DialTimeout)
 	}
 	r.armTimer()
@@ -843,6 +886,9 @@ func (r *Reconciler[T]) expireDials() {
 func (r *Reconciler[T]) dialed(c command[T]) {
 	d := c.d
 	delete(r.dials, d)
+	if d.cancelled && !d.timedOut {
+		r.cancelled--
+	}
 	if d.timedOut {
 		r.stuck--
 		if c.err == nil {
@@ -887,17 +933,18 @@ func (r *Reconciler[T]) dialed(c command[T]) {
 	switch {
 	case r.closed:
 		reason = conn.ReasonClose
+	case d.resetGen != r.resetGen:
+		reason = conn.ReasonReset
 	case d.cancelled:
 		// Cancelled by an expired lease, yet it connected: it is above the
 		// max in force, so it closes at once and is never handed out.
 		reason = conn.ReasonShrink
-	case d.resetGen != r.resetGen:
-		reason = conn.ReasonReset
 	default:
+		// Born first: DialIdle's caller finds the connection idle on return.
+		r.h.Born(cn)
 		if d.reply != nil {
 			d.reply <- nil
 		}
-		r.h.Born(cn)
 		return
 	}
 	if d.reply != nil {
@@ -972,7 +1019,9 @@ func OutageError(o *Outage, now time.Time, probeEvery time.Duration) error {
 		o.NextProbe(probeEvery).Sub(now).Round(time.Millisecond), o.Err)
 }
 
-func (r *Reconciler[T]) activeDials() int { return len(r.dials) - r.stuck }
+// activeDials counts the dials that may still bring a connection: neither
+// stuck past their timeout nor cancelled.
+func (r *Reconciler[T]) activeDials() int { return len(r.dials) - r.stuck - r.cancelled }
 
 func (r *Reconciler[T]) backoff() time.Duration {
 	d := r.cfg.BackoffBase
@@ -1185,6 +1234,22 @@ func (r *Reconciler[T]) reconcile() {
 		default:
 			need = min(need, 1-active) // one probe at a time
 		}
+	}
+	// DialIdle callers whose dial a Reset cancelled come first: they asked
+	// for a dial of their own.
+	for len(r.redials) > 0 && len(r.dials)+r.open+r.closing < hi {
+		if o := r.outage; o != nil && !r.cfg.NoOutage && (o.Probing || now.Before(o.ProbeAt)) {
+			for _, reply := range r.redials {
+				reply <- r.outageErr(now)
+			}
+			clear(r.redials)
+			r.redials = r.redials[:0]
+			break
+		}
+		d := r.startDial(WhyRequest, context.Background())
+		d.reply = r.redials[0]
+		r.redials = r.redials[1:]
+		need = min(need, hi-(len(r.dials)+r.open+r.closing))
 	}
 	for i := 0; i < need; i++ {
 		switch {

@@ -543,7 +543,7 @@ func TestExpiredLeaseFencesBeforeAnyDial(t *testing.T) {
 	})
 }
 
-func TestResetRetiresIdleDoomsHeldAndDialsInFlight(t *testing.T) {
+func TestResetRetiresIdleDoomsHeldAndCancelsDialsInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fake{}
 		g := start(t, reconciler.Config{Min: 2, Max: 4}, f)
@@ -566,8 +566,11 @@ func TestResetRetiresIdleDoomsHeldAndDialsInFlight(t *testing.T) {
 		f.waiting.Store(0)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if n := g.r.Stats.Closes[conn.ReasonReset].Load(); n != 2 {
-			t.Fatalf("closed for reset = %d, want 2 (the idle one and the dial in flight)", n)
+		if n := g.r.Stats.Closes[conn.ReasonReset].Load(); n != 1 {
+			t.Errorf("closed for reset = %d, want 1 (the idle one; the dial in flight was cancelled)", n)
+		}
+		if n := g.r.Stats.DialErrors.Load(); n != 0 {
+			t.Errorf("DialErrors = %d: the cancelled dial counted as the backend's failure", n)
 		}
 		if g.r.Stats.Resets.Load() != 1 {
 			t.Fatal("Resets not counted")
