@@ -31,7 +31,7 @@ func dsn() string { return shared.DSN() }
 
 // serverFor returns the shared server's connection string for a test, or
 // skips it (fails it under CI) when PostgreSQL is not installed.
-func serverFor(t *testing.T) string {
+func serverFor(t testing.TB) string {
 	t.Helper()
 	if shared == nil {
 		_, err := testserver.FindPostgres()

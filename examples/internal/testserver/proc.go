@@ -133,15 +133,15 @@ func Main(m *testing.M, launch func() (stop func(), err error)) int {
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNotInstalled) && os.Getenv("CI") == "":
-		fmt.Fprintf(os.Stderr, "testserver: %v\ntestserver: the Examples are skipped, and so is every test that needs the server\n", err)
+		fmt.Fprintf(os.Stderr, "%v\ntestserver: the Examples are skipped, and so is every test that needs the server\n", err)
 		if f := flag.Lookup("test.skip"); f != nil && f.Value.String() == "" {
 			_ = flag.Set("test.skip", "^Example")
 		}
 	case errors.Is(err, ErrNotInstalled):
-		fmt.Fprintf(os.Stderr, "testserver: %v (CI is set, so the run fails instead of skipping)\n", err)
+		fmt.Fprintf(os.Stderr, "%v (CI is set, so the run fails instead of skipping)\n", err)
 		return 1
 	default:
-		fmt.Fprintf(os.Stderr, "testserver: %v\n", err)
+		fmt.Fprintf(os.Stderr, "starting the shared server: %v\n", err)
 		return 1
 	}
 	code := m.Run()
