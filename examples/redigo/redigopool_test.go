@@ -584,17 +584,32 @@ func TestHijackFreesTheSlot(t *testing.T) {
 }
 
 // With TLS, the check peeks through the *tls.Conn: a healthy connection is
-// never taken for dead (TLS 1.3 session tickets are records, not replies),
-// and a restart is still seen.
+// never taken for dead, although the TLS 1.3 session tickets the server sends
+// after the handshake wait on its socket like a stray reply; and a restart is
+// still seen.
 func TestTLSPeekTellsRecordsFromReplies(t *testing.T) {
 	srv := testserver.RedisTLSFor(t)
 	const n = 3
-	h := newPool(t, srv.Addr(), Options{TLS: srv.TLS(), PingIdle: -1}, func(c *tidepool.Config[redis.Conn]) { c.MaxSize = n })
+	h := newPool(t, srv.Addr(), Options{TLS: srv.TLS(), PingIdle: -1}, func(c *tidepool.Config[redis.Conn]) {
+		c.MaxSize, c.MinIdle = n, n // dialed idle: nothing has read from them since the handshake
+	})
+	waitTickets(t, h.conns())
+	hs := make([]tidepool.Conn[redis.Conn], n)
+	for i := range hs {
+		var err error
+		if hs[i], err = h.pool.Acquire(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range hs {
+		c.Release()
+	}
 	for range 5 {
 		warm(t, h.pool, n)
 	}
-	if s := h.pool.Stats(); s.AcquireCheckFailures != 0 || s.AcquireChecks < n {
-		t.Fatalf("healthy TLS connections: %d checks, %d failed; want none failed", s.AcquireChecks, s.AcquireCheckFailures)
+	if s := h.pool.Stats(); s.AcquireCheckFailures != 0 || s.Dials != n {
+		t.Fatalf("healthy TLS connections: %d checks, %d failed, %d dials; want none failed and %d dials",
+			s.AcquireChecks, s.AcquireCheckFailures, s.Dials, n)
 	}
 	old := h.conns()
 	if err := srv.Restart(); err != nil {
@@ -612,5 +627,21 @@ func TestTLSPeekTellsRecordsFromReplies(t *testing.T) {
 	}
 	if s := h.pool.Stats(); s.AcquireCheckFailures == 0 {
 		t.Error("no check on acquire failed after the restart; the old connections were not looked at")
+	}
+}
+
+// waitTickets waits until bytes the client has not read (the server's TLS 1.3
+// session tickets) wait on the raw socket of every connection in cs.
+func waitTickets(t *testing.T, cs []*conn) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, c := range cs {
+		for !errors.Is(netconn.Alive(context.Background(), rawSocket(c)), netconn.ErrUnexpectedData) {
+			if time.Now().After(deadline) {
+				t.Fatal("no bytes arrived on an idle TLS connection within 5s: the server sent no TLS 1.3 " +
+					"session tickets, so this test cannot show the peek telling them from replies")
+			}
+			time.Sleep(time.Millisecond) // polling the kernel: no event to wait on
+		}
 	}
 }
