@@ -6,8 +6,8 @@
 // # What it owns
 //
 // The fronts, the stack's head, the index table with its free list, and each
-// connection's [conn.Link] (Next, In, Index), which no other package reads or
-// writes. It does not own the connections' state words (package conn does):
+// connection's [conn.Link] (Next, In, Index, Front), which no other package
+// reads or writes. It does not own the connections' state words (package conn does):
 // Release and Take make the Idle↔InUse transitions through conn's CAS
 // methods, and Take and Sweep read states to tell live connections from
 // tombstones.
@@ -28,13 +28,37 @@
 // # The protocol
 //
 // Fronts. Each P (up to 256, as many as GOMAXPROCS when New ran) has one slot
-// on its own cache lines. Release pins its goroutine to its P (procPin, as
-// sync.Pool does): if that P's front is empty it moves the connection
-// InUse→Idle and stores it there. Only the owning P ever stores into a front
-// (other Ps only take from it, by CAS to nil; Sweep too), so while pinned,
-// an empty front stays empty between the Load and the Store, and Release
-// needs no CAS on it. Take tries its own front (Swap), then the stack, then
-// steals from the other fronts (Load, then CAS), starting at the next P.
+// on its own cache lines, and Release and Take pin their goroutine to its P
+// (procPin, as sync.Pool does). A front works one of two ways.
+//
+// Sticky (New(false), the pool's default: no MaxIdle to count against). A
+// front keeps pointing at the connection it handed out. Take acquires the
+// connection its P's front points at if it is Idle (one state CAS) and leaves
+// the pointer; the holder records which front points at it (Link.Front, a
+// plain field: only the connection's holder reads or writes it, and the state
+// CASes order successive holders). A Release on the same P finds its front
+// still pointing at the connection and only CASes the state back to Idle: a
+// Release+Take pair on one P costs two locked instructions. A Release on
+// another P first clears the stale pointer (CAS to nil, so the connection is
+// listed once), then takes its own front if that is empty or vacant (pointing
+// at a held connection or a tombstone), or goes onto the stack. A front
+// pointing at a held connection is not a member of the set: Len and Sweep
+// skip it, and other Ps steal from a front only an Idle connection (CAS the
+// front to nil, then acquire) or one under check (which they detach). A Take
+// that finds its own front under check takes it out and detaches it too, so
+// that the watcher puts it back through Release when the check passes and a
+// waiter hears of it. A Release whose lease no longer holds the connection
+// (late or doubled) is refused before it touches any front.
+//
+// Exclusive (New(true), when the pool counts idle connections for MaxIdle).
+// A front holds a member or nothing. Release stores into its P's front only
+// when it is empty; only the owning P stores into a front (other Ps only
+// take from it, by CAS to nil; Sweep too), so while pinned an empty front
+// stays empty between the Load and the Store, and Release needs no CAS on it.
+// Take swaps its own front out.
+//
+// Either way Take then tries the stack, then steals from the other fronts
+// (Load, then CAS), starting at the next P.
 //
 // The tagged stack. Behind the fronts is a Treiber stack whose links are
 // uint32 indexes (Link.Next) into a table of connections, and whose head is

@@ -405,7 +405,14 @@ func (r *Reconciler[T]) ask(ctx context.Context, c command[T]) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-r.done:
-		return ErrClosed
+		// The loop may have answered just before it exited: select picks
+		// among ready cases at random, so look at the reply first.
+		select {
+		case err := <-c.reply:
+			return err
+		default:
+			return ErrClosed
+		}
 	}
 }
 
@@ -468,7 +475,12 @@ func (r *Reconciler[T]) ForceOver(max int) int {
 	case f := <-reply:
 		return f.Held
 	case <-r.done:
-		return 0
+		select { // answered just before the loop exited?
+		case f := <-reply:
+			return f.Held
+		default:
+			return 0
+		}
 	}
 }
 
@@ -498,7 +510,12 @@ func (r *Reconciler[T]) Force() Forced {
 	case f := <-reply:
 		return f
 	case <-r.done:
-		return Forced{}
+		select { // answered just before the loop exited?
+		case f := <-reply:
+			return f
+		default:
+			return Forced{}
+		}
 	}
 }
 
