@@ -552,9 +552,9 @@ type modelRun struct {
 	lastUpAt   time.Time // when the backend last came back up
 	// roomAt is when the pool last may have gained room for a probe: a
 	// Resize, an unhang, a Reset (it cancels dials), a fault change.
-	roomAt time.Time
-	dialErrs   int64     // Stats.DialErrors last seen
-	dialErrAt  time.Time // when dialErrs last grew (at or after the failure)
+	roomAt    time.Time
+	dialErrs  int64     // Stats.DialErrors last seen
+	dialErrAt time.Time // when dialErrs last grew (at or after the failure)
 
 	// resetDoomed are the connections alive at a Reset: never handed out
 	// again, closed as soon as nobody holds them.
