@@ -2,11 +2,14 @@ package tidepool_test
 
 import (
 	"context"
+	"net"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/tidepool-go/tidepool"
+	"github.com/tidepool-go/tidepool/netconn"
 )
 
 func benchPool(b *testing.B, size int) *tidepool.Pool[*fakeConn] {
@@ -66,4 +69,61 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkAcquireReleaseNetconn is the cost of the check on acquire over a
+// real loopback TCP connection: netconn.Config (CheckOnAcquire on, Check
+// netconn.Alive: one non-blocking peek per hand-out) against the same pool
+// with the check off. The difference of the two is the price per hand-out.
+func BenchmarkAcquireReleaseNetconn(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	b.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	for _, check := range []bool{false, true} {
+		name := "check-off"
+		if check {
+			name = "check-on-acquire-alive"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := netconn.Config(netconn.Options{Address: ln.Addr().String()})
+			cfg.CheckOnAcquire = check
+			cfg.MinIdle, cfg.MaxSize = 1, 1
+			p, err := tidepool.New(context.Background(), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close(context.Background())
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				h, err := p.Acquire(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				h.Release()
+			}
+		})
+	}
 }

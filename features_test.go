@@ -23,6 +23,31 @@ import (
 // A value in the Acquire's context is visible in the context of the dial
 // started for it (and of AfterConnect), while that context's cancellation is
 // the pool's: it has DialTimeout's deadline, not the Acquire's.
+// DialIdle's context values reach Dial as an Acquire's do (puddle's
+// CreateResource passes its ctx); its cancellation does not.
+func TestDialIdleContextValuesReachDial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := newSimDB(t)
+		cfg := db.config()
+		var saw atomic.Value
+		cfg.Dial = func(ctx context.Context) (*simConn, error) {
+			if v := ctx.Value(tenantKey{}); v != nil {
+				saw.Store(v)
+			}
+			return db.dial(ctx)
+		}
+		p, _ := simPool(t, cfg)
+		ctx := context.WithValue(context.Background(), tenantKey{}, "tenant-7")
+		if err := p.DialIdle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if v := saw.Load(); v != "tenant-7" {
+			t.Errorf("Dial saw %v, want DialIdle's value tenant-7", v)
+		}
+		db.shutBy(t, p)
+	})
+}
+
 func TestAcquireContextValuesReachDial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		db := newSimDB(t)

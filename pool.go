@@ -273,7 +273,9 @@ func (p *Pool[T]) Reset() {
 // MinIdle before a burst) and returns the dial's error. It fails at once with
 // ErrExhausted when the pool is at its max, with an error wrapping ErrDial
 // while the backend is down, and with ErrClosed after Close. If ctx ends
-// first it returns ctx's error, and the dial goes on.
+// first it returns ctx's error, and the dial goes on. The dial's context
+// carries ctx's values (trace spans, credentials), as an Acquire's does, but
+// not its cancellation.
 func (p *Pool[T]) DialIdle(ctx context.Context) error {
 	if ctx == nil {
 		panic("tidepool: DialIdle called with a nil context")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -32,16 +33,22 @@ func peek(c net.Conn) error {
 	return err
 }
 
-func peekRaw(rc syscall.RawConn) error {
-	var (
-		buf   [1]byte
-		n     int
-		errno error
-	)
-	rerr := rc.Read(func(fd uintptr) bool {
+// peeker holds one peek's buffer and results, and the callback bound to them
+// once: recycled through peekers, so that a peek allocates nothing but what
+// SyscallConn does.
+type peeker struct {
+	buf   [1]byte
+	n     int
+	errno error
+	fn    func(fd uintptr) bool
+}
+
+var peekers = sync.Pool{New: func() any {
+	p := new(peeker)
+	p.fn = func(fd uintptr) bool {
 		for {
-			n, _, errno = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			if errno != syscall.EINTR {
+			p.n, _, p.errno = syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if p.errno != syscall.EINTR {
 				break
 			}
 		}
@@ -50,7 +57,16 @@ func peekRaw(rc syscall.RawConn) error {
 		// until the socket became readable, i.e. block until the peer
 		// sends or closes.
 		return true
-	})
+	}
+	return p
+}}
+
+func peekRaw(rc syscall.RawConn) error {
+	p := peekers.Get().(*peeker)
+	rerr := rc.Read(p.fn)
+	n, errno := p.n, p.errno
+	p.errno = nil
+	peekers.Put(p)
 	if rerr != nil {
 		return rerr // closed locally (net.ErrClosed), deadline, ...
 	}

@@ -246,6 +246,7 @@ type command[T any] struct {
 	d        *dial
 	reply    chan error
 	force    chan Forced
+	vctx     context.Context // cmdDialIdle: the caller's context, for its values
 }
 
 // dial is one dial in flight. Loop-owned.
@@ -432,11 +433,12 @@ func (r *Reconciler[T]) Lease(max int, until time.Time) error {
 // in flight are cancelled. Returns once the loop has done it.
 func (r *Reconciler[T]) Reset() error { return r.ask(context.Background(), command[T]{kind: cmdReset}) }
 
-// DialIdle dials one connection into the idle set and returns its error:
+// DialIdle dials one connection into the idle set and returns its error (the
+// dial carries ctx's values, not its cancellation):
 // ErrExhausted at once if the pool has no room, the outage error while it
 // backs off, ctx's error if ctx ends first (the dial goes on).
 func (r *Reconciler[T]) DialIdle(ctx context.Context) error {
-	return r.ask(ctx, command[T]{kind: cmdDialIdle})
+	return r.ask(ctx, command[T]{kind: cmdDialIdle, vctx: ctx})
 }
 
 // Warm waits until Min idle connections exist. It returns the first dial error
@@ -610,7 +612,7 @@ func (r *Reconciler[T]) handle(c command[T]) {
 		r.reset()
 		c.reply <- nil
 	case cmdDialIdle:
-		r.dialIdle(c.reply)
+		r.dialIdle(c.vctx, c.reply)
 	case cmdWarm:
 		if r.closed {
 			c.reply <- ErrClosed
@@ -796,7 +798,7 @@ func (r *Reconciler[T]) cancelDial(d *dial) {
 	}
 }
 
-func (r *Reconciler[T]) dialIdle(reply chan error) {
+func (r *Reconciler[T]) dialIdle(vctx context.Context, reply chan error) {
 	switch {
 	case r.closed:
 		reply <- ErrClosed
@@ -808,7 +810,7 @@ func (r *Reconciler[T]) dialIdle(reply chan error) {
 			reply <- fmt.Errorf("%w: %d of %d slots taken", ErrExhausted, slots, hi)
 			return
 		}
-		d := r.startDial(WhyRequest, context.Background())
+		d := r.startDial(WhyRequest, vctx)
 		d.reply = reply
 	}
 }

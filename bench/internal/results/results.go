@@ -245,6 +245,7 @@ const (
 	S1         = "S1Single"
 	S2         = "S2Parallel"
 	S3         = "S3Contended"
+	S3Parked   = "S3Parked"
 	S4         = "S4Sockets"
 	S5         = "S5CancelChurn"
 	S6         = "S6ResizeUnderLoad"
