@@ -511,11 +511,12 @@ func TestNilAndDoneContexts(t *testing.T) {
 	p, _ := faultPool(t, db.config())
 	defer closeF(t, p)
 	mustAcquireF(t, p).Release() // one idle
+	var nilCtx context.Context   // a nil context is the point of the test
 	for name, f := range map[string]func(){
-		"Acquire":    func() { p.Acquire(nil) },              //nolint:staticcheck // the point of the test
-		"TryAcquire": func() { p.TryAcquire(nil) },           //nolint:staticcheck
-		"DialIdle":   func() { _ = p.DialIdle(nil) },         //nolint:staticcheck
-		"ResizeWait": func() { _ = p.ResizeWait(nil, 0, 1) }, //nolint:staticcheck
+		"Acquire":    func() { p.Acquire(nilCtx) },
+		"TryAcquire": func() { p.TryAcquire(nilCtx) },
+		"DialIdle":   func() { _ = p.DialIdle(nilCtx) },
+		"ResizeWait": func() { _ = p.ResizeWait(nilCtx, 0, 1) },
 	} {
 		mustPanic(t, name+" called with a nil context", f)
 	}

@@ -457,10 +457,6 @@ func (b *modelBackend) check(ctx context.Context, c *modelConn) error {
 	return nil
 }
 
-func (b *modelBackend) faulty() bool {
-	return b.dialFault.Load()|b.checkFault.Load()|b.closeFault.Load() != faultNone
-}
-
 func (b *modelBackend) hung() int64 {
 	return b.hungDials.Load() + b.hungChecks.Load() + b.hungCloses.Load()
 }

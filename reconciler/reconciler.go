@@ -570,6 +570,9 @@ func (r *Reconciler[T]) handle(c command[T]) {
 		r.log.Info(event.ResizeAdopted, zap.String("event", event.ResizeAdopted),
 			zap.Int("old_min", oldMin), zap.Int("old_max", oldMax), zap.Int("min", c.min), zap.Int("max", c.max),
 			zap.Int64("slots", r.G.Slots.Load()), zap.Int("waiting", r.h.Waiting()))
+		// The shrink is in force before the reply: a release right after
+		// Resize returns pays the debt instead of going back idle.
+		r.shrink(hi)
 		c.reply <- nil
 	case cmdLease:
 		if r.closed {
@@ -580,6 +583,7 @@ func (r *Reconciler[T]) handle(c command[T]) {
 		lo, hi := r.limits(time.Now())
 		r.G.Min.Store(int64(lo))
 		r.G.Max.Store(int64(hi))
+		r.shrink(hi)
 		c.reply <- nil
 	case cmdRetire:
 		if c.owed {
