@@ -9,6 +9,7 @@ package tidepool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -448,6 +449,42 @@ func TestDialIgnoringItsContextCountsAsFailedAtDialTimeout(t *testing.T) {
 		}
 		if s := p.Stats(); s.Closed.LateDial != db.dials.Load() {
 			t.Errorf("Closed.LateDial = %d, want %d", s.Closed.LateDial, db.dials.Load())
+		}
+	})
+}
+
+// A dial that heeds DialTimeout and returns its context's error is a timed-out
+// dial too, and its error must not pass for the Acquire's own deadline:
+// errors.Is(err, context.DeadlineExceeded) on an Acquire's error means the
+// caller's context ran out, nothing else.
+func TestDialReturningItsDeadlineErrorIsATimedOutDialNotTheCallersDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := &faultDB{}
+		cfg := db.config()
+		cfg.DialTimeout = 500 * time.Millisecond
+		cfg.Dial = func(ctx context.Context) (*faultConn, error) {
+			<-ctx.Done()
+			return nil, fmt.Errorf("connect: %w", ctx.Err())
+		}
+		p, _ := faultPool(t, cfg)
+		defer closeF(t, p)
+		start := time.Now()
+		_, err := p.Acquire(context.Background())
+		var ce *tidepool.CallbackError
+		if !errors.Is(err, tidepool.ErrDial) || !errors.As(err, &ce) || !ce.TimedOut {
+			t.Fatalf("Acquire = %v, want ErrDial wrapping a timed-out dial", err)
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Acquire with no deadline of its own = %v, which matches context.DeadlineExceeded", err)
+		}
+		if !strings.Contains(err.Error(), "connect: context deadline exceeded") {
+			t.Errorf("Acquire = %v, want the dial's own words kept", err)
+		}
+		if took := time.Since(start); took != cfg.DialTimeout {
+			t.Errorf("Acquire failed after %v, want DialTimeout (%v)", took, cfg.DialTimeout)
+		}
+		if s := p.Stats(); s.DialErrors != 1 || s.CallbackTimeouts != 0 || s.Dialing != 0 {
+			t.Errorf("Stats = %+v, want 1 dial error, no stuck callback, nothing dialing", s)
 		}
 	})
 }

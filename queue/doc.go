@@ -41,10 +41,19 @@
 // Release+Take pair on one P costs two locked instructions. A Release on
 // another P first clears the stale pointer (CAS to nil, so the connection is
 // listed once), then takes its own front if that is empty or vacant (pointing
-// at a held connection or a tombstone), or goes onto the stack. A front
-// pointing at a held connection is not a member of the set: Len and Sweep
-// skip it, and other Ps steal from a front only an Idle connection (CAS the
-// front to nil, then acquire) or one under check (which they detach). A Take
+// at a held connection or a tombstone), or goes onto the stack. It writes
+// Link.Front and the front before the state CAS that makes the connection
+// Idle, never after, so that whoever acquires the connection next finds
+// Link.Front naming the one front that points at it. A front pointing at a
+// held connection is not a member of the set: Len skips it, Sweep clears
+// from a sticky front only a dead connection (retired, closed, hijacked),
+// and other Ps steal from a front only an Idle connection (CAS the front to
+// nil, then acquire) or one under check (which they detach). A thief's CAS
+// can land after the connection was taken in place and before its holder,
+// pinned on the front's P, put it back there; its acquire then fails and it
+// moves on, so the holder looks at the front again after its state CAS and,
+// finding it cleared, reclaims the connection (an uncounted acquire that
+// races the thief's; the winner holds it) and releases it again. A Take
 // that finds its own front under check takes it out and detaches it too, so
 // that the watcher puts it back through Release when the check passes and a
 // waiter hears of it. A Release whose lease no longer holds the connection

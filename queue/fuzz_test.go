@@ -271,7 +271,9 @@ func (m *model) step(op, arg byte) {
 			return id&(1<<bit) == 0
 		}
 		dropped := 0
-		if m.front != nil && !(m.sticky && m.front.state == conn.InUse) && !keep(m.front.state, m.front.c.ID()) {
+		// A sticky front keeps a live connection whatever keep says (its P
+		// or its holder may move it at any moment); only a dead one goes.
+		if m.front != nil && !(m.sticky && !deadState(m.front.state)) && !keep(m.front.state, m.front.c.ID()) {
 			m.front = nil
 			dropped++
 		}
@@ -289,6 +291,10 @@ func (m *model) step(op, arg byte) {
 			m.fatalf("Sweep dropped %d, want %d", got, dropped)
 		}
 	}
+}
+
+func deadState(st conn.State) bool {
+	return st == conn.Retired || st == conn.Closed || st == conn.Hijacked
 }
 
 func (m *model) take() {

@@ -196,6 +196,16 @@ func (s *Idle[T]) Release(c *conn.Conn[T], lease uint64) bool {
 	return true
 }
 
+// dead reports whether c is retired, closed or hijacked: a state it never
+// leaves.
+func dead[T any](c *conn.Conn[T]) bool {
+	switch c.State() {
+	case conn.Retired, conn.Closed, conn.Hijacked:
+		return true
+	}
+	return false
+}
+
 // vacant reports whether a front pointing at c may take another connection:
 // c is held (the front only remembers where it came from) or a tombstone.
 func vacant[T any](c *conn.Conn[T]) bool {
@@ -234,8 +244,12 @@ func (s *Idle[T]) releaseFront(c *conn.Conn[T], lease uint64) (ok, done bool) {
 	if f == c {
 		// c left from this front and the front still points at it.
 		ok = c.Release(lease)
+		listed := !ok || l.Load() == c
 		procUnpin()
-		return ok, true
+		if listed {
+			return ok, true
+		}
+		return s.reclaim(c), true
 	}
 	// c is listed once: if another P's front still points at it (it was
 	// taken there, then its holder moved to this P), that pointer goes.
@@ -245,18 +259,43 @@ func (s *Idle[T]) releaseFront(c *conn.Conn[T], lease uint64) (ok, done bool) {
 		lk.Front = 0
 		return false, false
 	}
+	// The front points at c before c turns Idle, never after: whoever
+	// acquires c (through a pointer it read earlier, even) then finds Front
+	// naming the one front that lists c, and its own Release clears that
+	// pointer. The other order left a window in which a thief took c, put
+	// it in a second front or on the stack, and this Store listed it again.
+	// Until the CAS below, the front points at a held connection: not
+	// stealable, skipped by Sweep and Len.
 	lk.Front = int32(pid + 1)
-	if !c.Release(lease) {
-		procUnpin()
-		return false, true
-	}
 	// Only this P stores a connection into its front; other Ps and Sweep
 	// only clear it. So while pinned the front is f or nil.
 	if f == nil || !l.CompareAndSwap(f, c) {
 		l.Store(c)
 	}
+	ok = c.Release(lease) // if refused (retired under its holder), the front holds a tombstone
+	listed := !ok || l.Load() == c
 	procUnpin()
-	return true, true
+	if listed {
+		return ok, true
+	}
+	return s.reclaim(c), true
+}
+
+// reclaim settles a front cleared under c between this P's look at it and
+// c's Release. Only a thief clears a live connection's front: it read the
+// pointer while c was idle, c was taken here and is being put back, and its
+// CAS on the front went through. Its acquire of c then either succeeds (it
+// holds c, which it puts back) or, if it came before the Release, fails, and
+// it drops c as a tombstone: c is idle and listed nowhere. Whoever moves c out
+// of Idle first owns it, so reclaim tries: if it wins, c is released again
+// (an uncounted lease, not a hand-out); if not, c's new holder, a watcher
+// detaching it or its retirer does what follows. It reports true: the
+// Release itself went through.
+func (s *Idle[T]) reclaim(c *conn.Conn[T]) bool {
+	if lease, ok := c.AcquireIdle(true); ok {
+		s.Release(c, lease)
+	}
+	return true
 }
 
 // forgetFront clears the pointer at c that another P's front (not pid's) may
@@ -429,7 +468,10 @@ func (s *Idle[T]) take(uncounted bool) (c *conn.Conn[T], lease uint64, ok bool) 
 		}
 		lease, seen, ok := acquire(c, uncounted)
 		if ok {
-			c.Link().Front = 0 // the new holder's: no front points at it
+			// Link.Front stays as c's last releaser wrote it: a thief's
+			// pointer may be stale by now, and c's releaser may have listed
+			// it in that front again before c turned Idle. The new holder's
+			// Release clears whatever front still points at c.
 			return c, lease, true
 		}
 		if seen == conn.Detached {
@@ -473,7 +515,6 @@ func (s *Idle[T]) takeFront(uncounted bool) (c *conn.Conn[T], lease uint64, ok, 
 				if l.CompareAndSwap(c, nil) {
 					procUnpin()
 					if lease, _, ok := acquire(c, uncounted); ok { // the check ended first
-						c.Link().Front = 0
 						return c, lease, true, false
 					}
 					return nil, 0, false, true
@@ -487,9 +528,13 @@ func (s *Idle[T]) takeFront(uncounted bool) (c *conn.Conn[T], lease uint64, ok, 
 
 // Sweep takes every connection out of the set and puts back the ones keep
 // accepts, in their order, dropping the others (tombstones). A front's
-// connection keep accepts stays in its front; one it rejects is taken out and
-// asked about again (keep may be called twice for it): if keep now accepts it
-// (it was taken and put back meanwhile) it goes onto the stack instead.
+// connection keep accepts stays in its front. With exclusive fronts
+// (counting), one it rejects is taken out and asked about again (keep may be
+// called twice for it): if keep now accepts it (it changed meanwhile) it goes
+// onto the stack instead. With sticky fronts, only a dead connection
+// (retired, closed, hijacked) that keep rejects is cleared from a front;
+// a live one stays, whatever keep says, since its P or its holder may move
+// it at any moment (a front pointing at a held connection does not list it).
 // Concurrent Takes may find the set empty while it runs, and concurrent
 // Releases go on as usual. Called by the registering goroutine only;
 // O(connections in the set). It returns how many it dropped.
@@ -499,21 +544,30 @@ func (s *Idle[T]) Sweep(keep func(c *conn.Conn[T]) bool) int {
 	for i := range s.locals {
 		l := &s.locals[i].c
 		c := l.Load()
-		// Without counting a front may point at a connection its holder
-		// took from there: that one is not in the set, and its holder puts
-		// it back.
-		if c == nil || c.State() == conn.InUse || keep(c) || !l.CompareAndSwap(c, nil) {
+		if c == nil {
 			continue
 		}
-		// Only now does the sweep own c: between the look and the CAS a
-		// taker may have taken it (keep saw it in use or detached) and its
-		// holder put it back into the same front. Judge it again.
-		switch {
-		case c.State() == conn.InUse && !s.counting:
-			// Taken from the front just now: its holder puts it back.
-		case keep(c):
+		if !s.counting {
+			// A sticky front may point at a live connection that its P
+			// takes and puts back in place, or that its holder re-lists
+			// there, at any moment: clearing it could race with that
+			// (the sweep could not tell whether it or the holder owns the
+			// connection), so only a dead one, which never comes back,
+			// is dropped.
+			if dead(c) && !keep(c) && l.CompareAndSwap(c, nil) {
+				dropped++
+			}
+			continue
+		}
+		if keep(c) || !l.CompareAndSwap(c, nil) {
+			continue
+		}
+		// Only now does the sweep own c (an exclusive front lists only
+		// idle connections, so the CAS took it out of the set); it may
+		// have changed since keep looked. Judge it again.
+		if keep(c) {
 			back = append(back, c)
-		default:
+		} else {
 			dropped++
 		}
 	}

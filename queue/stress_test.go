@@ -381,6 +381,12 @@ func (st *stress) verify() {
 	if !ok {
 		return
 	}
+	inFront := map[*sconn]bool{}
+	for i := range st.s.locals {
+		if c := st.s.locals[i].c.Load(); c != nil {
+			inFront[c] = true
+		}
+	}
 	tombs := 0
 	inSet := map[*sconn]bool{}
 	for _, c := range members {
@@ -388,6 +394,14 @@ func (st *stress) verify() {
 		switch c.State() {
 		case conn.Idle:
 		case conn.Closed:
+			tombs++
+		case conn.Hijacked:
+			// A sticky front keeps pointing at the connection it handed
+			// out, so it may point at one its holder hijacked: a
+			// tombstone. Nowhere else.
+			if st.counting || !inFront[c] {
+				st.fail("conn %d is in the set but %v", c.Value().id, c.State())
+			}
 			tombs++
 		default:
 			st.fail("conn %d is in the set but %v", c.Value().id, c.State())

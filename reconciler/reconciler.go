@@ -870,10 +870,18 @@ func (r *Reconciler[T]) startDial(why Why, vctx context.Context) *dial {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(vctx), r.cfg.DialTimeout)
 	stop := context.AfterFunc(r.ctx, cancel)
 	d.cancel = cancel
+	timeout := r.cfg.DialTimeout
 	go func() {
 		start := time.Now()
 		v, err := r.h.Dial(ctx)
 		took := time.Since(start)
+		if err != nil && ctx.Err() == context.DeadlineExceeded {
+			// It heeded DialTimeout: a timed-out dial, like one that did
+			// not. Its error is kept as text only, so that an Acquire's
+			// error never matches context.DeadlineExceeded unless the
+			// Acquire's own context ran out.
+			err = fmt.Errorf("%w after %v: %v", safe.TimedOut("dial"), timeout, err)
+		}
 		stop()
 		cancel()
 		r.in.send(command[T]{kind: cmdDialed, d: d, v: v, err: err, took: took})
@@ -890,6 +898,7 @@ func graceFor(timeout time.Duration) time.Duration { return max(timeout/10, time
 // holding their slot, until they return).
 func (r *Reconciler[T]) expireDials() {
 	now := time.Now()
+	var failed []*dial
 	for d := range r.dials {
 		if d.timedOut || now.Before(d.deadline) {
 			continue
@@ -901,6 +910,12 @@ func (r *Reconciler[T]) expireDials() {
 			r.cancelled-- // now counted as stuck; it was not the backend's dial
 			continue
 		}
+		failed = append(failed, d)
+	}
+	// Every expired dial is stuck before any waiter hears of one: a waiter
+	// that reads Stats on its way out sees them all.
+	r.publish()
+	for _, d := range failed {
 		r.dialFailed(d, fmt.Errorf("%w after %v", safe.TimedOut("dial"), r.cfg.DialTimeout), r.cfg.DialTimeout)
 	}
 	r.armTimer()
@@ -994,7 +1009,9 @@ func (r *Reconciler[T]) dialFailed(d *dial, err error, took time.Duration) {
 		r.outage = r.outageWith(func(o *Outage) { o.Err = err })
 	}
 	r.outage = r.outageWith(func(o *Outage) { o.Probing = r.activeDials() > 0 })
-	r.G.Outage.Store(r.outage)
+	// The gauges first (this dial is gone, its slot free): a waiter that
+	// reads Stats on its way out sees the pool as the failure left it.
+	r.publish()
 	werr := fmt.Errorf("%w: %w", ErrDial, err)
 	if d.reply != nil {
 		d.reply <- werr
