@@ -489,6 +489,90 @@ func TestDialReturningItsDeadlineErrorIsATimedOutDialNotTheCallersDeadline(t *te
 	})
 }
 
+// A dial that started under a larger max and lands after a Resize took the
+// max below what is open is above the max in force: it is closed at once
+// (reason shrink) and never handed out, not even to the Acquire it was for.
+// (Found by the model soak, seed 4874.)
+func TestDialLandingAboveAShrunkMaxIsClosedNotHandedOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := &faultDB{dialHang: make(chan struct{})}
+		cfg := db.config()
+		cfg.DialTimeout = time.Minute
+		p, _ := faultPool(t, cfg)
+		defer closeF(t, p)
+		got := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			h, err := p.Acquire(ctx)
+			if err == nil {
+				h.Release()
+			}
+			got <- err
+		}()
+		synctest.Wait()
+		if s := p.Stats(); s.Dialing != 1 || s.Waiting != 1 {
+			t.Fatalf("before the Resize: %+v, want 1 dial for 1 waiter", s)
+		}
+		if err := p.Resize(0, 0); err != nil {
+			t.Fatal(err)
+		}
+		close(db.dialHang) // the dial lands now
+		synctest.Wait()
+		s := p.Stats()
+		if s.Closed.Shrink != 1 || s.Total != 0 || db.open.Load() != 0 {
+			t.Errorf("after the late landing: Closed=%+v Total=%d, backend open %d; want it closed for shrink", s.Closed, s.Total, db.open.Load())
+		}
+		if err := <-got; err == nil {
+			t.Errorf("the waiting Acquire got the connection dialed above the max in force")
+		}
+	})
+}
+
+// With every slot taken, DialIdle says so (ErrExhausted) even during an
+// outage: no dial could start anyway. And an outage error never announces an
+// attempt "in" a negative time. (Found by the model soak, seeds 4478, 5279.)
+func TestDialIdleWithNoRoomDuringAnOutageIsExhausted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := &faultDB{}
+		cfg := db.config()
+		cfg.MaxSize = 1
+		cfg.DialBackoff, cfg.DialBackoffMax = 100*time.Millisecond, 20*time.Second
+		p, _ := faultPool(t, cfg)
+		defer closeF(t, p)
+		h := mustAcquireF(t, p)
+		db.down.Store(true)
+		if err := p.Resize(0, 2); err != nil {
+			t.Fatal(err)
+		}
+		// Seven failed probes: the backoff grows to seconds, far past the
+		// 500 ms after which a waiter may bring the next probe forward.
+		for range 7 {
+			if err := p.DialIdle(context.Background()); !errors.Is(err, tidepool.ErrDial) {
+				t.Fatalf("DialIdle with the backend down: %v, want ErrDial", err)
+			}
+			time.Sleep(30 * time.Second)
+		}
+		if err := p.DialIdle(context.Background()); !errors.Is(err, tidepool.ErrDial) {
+			t.Fatalf("DialIdle with the backend down: %v, want ErrDial", err)
+		}
+		if err := p.Resize(0, 1); err != nil { // every slot taken now
+			t.Fatal(err)
+		}
+		time.Sleep(600 * time.Millisecond) // past the probe a waiter may bring forward
+		if err := p.DialIdle(context.Background()); !errors.Is(err, tidepool.ErrExhausted) {
+			t.Errorf("DialIdle with every slot taken during an outage: %v, want ErrExhausted", err)
+		}
+		if err := p.Resize(0, 2); err != nil { // room again, the backoff still running
+			t.Fatal(err)
+		}
+		if err := p.DialIdle(context.Background()); !errors.Is(err, tidepool.ErrDial) || strings.Contains(err.Error(), "in -") {
+			t.Errorf("DialIdle during the outage: %v, want ErrDial with no negative wait", err)
+		}
+		h.Release()
+	})
+}
+
 // Row 7: Close returns by its deadline whatever callbacks do: here a Close
 // callback that hangs.
 func TestCloseReturnsByItsDeadlineWhileACloseCallbackHangs(t *testing.T) {

@@ -271,8 +271,8 @@ func (p *Pool[T]) Reset() {
 
 // DialIdle dials one connection into the idle set (to warm the pool beyond
 // MinIdle before a burst) and returns the dial's error. It fails at once with
-// ErrExhausted when the pool is at its max, with an error wrapping ErrDial
-// while the backend is down, and with ErrClosed after Close. If ctx ends
+// ErrExhausted when the pool is at its max (outage or not), with an error
+// wrapping ErrDial while the backend is down and backing off, and with ErrClosed after Close. If ctx ends
 // first it returns ctx's error, and the dial goes on. The dial's context
 // carries ctx's values (trace spans, credentials), as an Acquire's does, but
 // not its cancellation.

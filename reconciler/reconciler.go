@@ -803,20 +803,23 @@ func (r *Reconciler[T]) cancelDial(d *dial) {
 }
 
 func (r *Reconciler[T]) dialIdle(vctx context.Context, reply chan error) {
-	switch {
-	case r.closed:
+	if r.closed {
 		reply <- ErrClosed
-	case r.outage != nil && !r.cfg.NoOutage && (r.outage.Probing || time.Now().Before(r.outage.ProbeAt)):
-		reply <- r.outageErr(time.Now())
-	default:
-		_, hi := r.limits(time.Now())
-		if slots := len(r.dials) + r.open + r.closing; slots >= hi {
-			reply <- fmt.Errorf("%w: %d of %d slots taken", ErrExhausted, slots, hi)
-			return
-		}
-		d := r.startDial(WhyRequest, vctx)
-		d.reply = reply
+		return
 	}
+	// No room is the first answer: with every slot taken, the outage (whose
+	// probe waits for a slot too) is not why this dial cannot start.
+	_, hi := r.limits(time.Now())
+	if slots := len(r.dials) + r.open + r.closing; slots >= hi {
+		reply <- fmt.Errorf("%w: %d of %d slots taken", ErrExhausted, slots, hi)
+		return
+	}
+	if r.outage != nil && !r.cfg.NoOutage && (r.outage.Probing || time.Now().Before(r.outage.ProbeAt)) {
+		reply <- r.outageErr(time.Now())
+		return
+	}
+	d := r.startDial(WhyRequest, vctx)
+	d.reply = reply
 }
 
 func (r *Reconciler[T]) close(err error) {
@@ -977,6 +980,12 @@ func (r *Reconciler[T]) dialed(c command[T]) {
 		// Cancelled by an expired lease, yet it connected: it is above the
 		// max in force, so it closes at once and is never handed out.
 		reason = conn.ReasonShrink
+	case int64(r.open)-r.shrinkPending > r.G.Max.Load():
+		// It started under a larger max (a Resize or a lease shrank the
+		// pool while it dialed): the connections already open, less those
+		// owed to the shrink, fill the max in force, so this one closes at
+		// once and is never handed out.
+		reason = conn.ReasonShrink
 	default:
 		// Born first: DialIdle's caller finds the connection idle on return.
 		r.h.Born(cn)
@@ -1055,8 +1064,16 @@ func (r *Reconciler[T]) outageErr(now time.Time) error {
 
 // OutageError is the error for an Acquire that cannot wait for the next probe.
 func OutageError(o *Outage, now time.Time, probeEvery time.Duration) error {
-	return fmt.Errorf("%w (backend down, next attempt in %v): %w", ErrDial,
-		o.NextProbe(probeEvery).Sub(now).Round(time.Millisecond), o.Err)
+	next := o.NextProbe(probeEvery).Sub(now).Round(time.Millisecond)
+	if next <= 0 {
+		// Waiters bring the probe forward; with none, the backoff decides.
+		next = o.ProbeAt.Sub(now).Round(time.Millisecond)
+	}
+	if next <= 0 {
+		// Due, not started yet: it waits for a free slot, or for the loop.
+		return fmt.Errorf("%w (backend down, next attempt due now): %w", ErrDial, o.Err)
+	}
+	return fmt.Errorf("%w (backend down, next attempt in %v): %w", ErrDial, next, o.Err)
 }
 
 // activeDials counts the dials that may still bring a connection: neither
