@@ -987,7 +987,10 @@ func (r *Reconciler[T]) dialed(c command[T]) {
 		// once and is never handed out.
 		reason = conn.ReasonShrink
 	default:
-		// Born first: DialIdle's caller finds the connection idle on return.
+		// The gauges first (this dial is done, its connection open): the
+		// waiter it goes to may read Stats as soon as it has it. Born
+		// before the reply: DialIdle's caller finds the connection idle.
+		r.publish()
 		r.h.Born(cn)
 		if d.reply != nil {
 			d.reply <- nil
