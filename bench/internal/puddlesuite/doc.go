@@ -47,7 +47,6 @@
 //     only acquires that waited.
 //
 // The tests that rely on a difference skip with t.Skip("tidepool: …");
-// repro_test.go holds reproductions of tidepool bugs the suite found (they
-// skip unless TIDEPOOL_REPRO is set, and fail until the bug is fixed), and
-// the puddle tests that bug makes flaky run only with TIDEPOOL_REPRO set.
+// repro_test.go holds the regression test of the tidepool bug the suite
+// found (Stats counted a delivered dial as dialing; fixed).
 package puddlesuite
