@@ -2,11 +2,12 @@
 //
 // It is a thin adapter: the subset of pgxpool's API that pgxpool's
 // pool_test.go, conn_test.go, tx_test.go, batch_results_test.go and
-// tracer_test.go use (all 71 of pgx v5.12.0's pgxpool tests)
-// (Pool, Config, Conn, Stat, Tx, the tracer interfaces), each call mapped onto tidepool's public API
-// over a tidepool.Pool[*pgx.Conn]. It keeps no connections of its own: every
-// connection lives in the tidepool pool, and the only state the adapter adds
-// is per handle (released or not) and per pool (its Config, a Close once).
+// tracer_test.go use (all 71 of pgx v5.12.0's pgxpool tests): Pool, Config,
+// Conn, Stat, Tx and the tracer interfaces, each call mapped onto tidepool's
+// public API over a tidepool.Pool[*pgx.Conn]. It keeps no connections of its
+// own: every connection lives in the tidepool pool, and the only state the
+// adapter adds is per handle (released or not) and per pool (its Config, a
+// Close once).
 //
 // The mapping (pgxpool → tidepool):
 //   - MaxConns → MaxSize; max(MinConns, MinIdleConns) → MinIdle (tidepool keeps
