@@ -19,8 +19,9 @@ import (
 type Config[T any] struct {
 	// Dial makes a new connection. Required. It runs in a goroutine of the
 	// pool's own, under a context that carries the values of the Acquire it
-	// was started for (trace spans, tenant credentials) but is cancelled only
-	// by the pool: at DialTimeout or Close, never by that Acquire, so a
+	// was started for (trace spans, tenant credentials), or of DialIdle's ctx,
+	// or, for the pool's own dials (MinIdle warm-up and refills, TryAcquire's
+	// background dial), of New's ctx; it is cancelled only by the pool: at DialTimeout or Close, never by that Acquire, so a
 	// cancelled Acquire never kills a dial the next waiter will use. A dial
 	// still running at DialTimeout counts as failed; if it returns a
 	// connection later, the pool closes it at once.

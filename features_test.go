@@ -547,3 +547,72 @@ func TestMaxInt32BoundCostsWhatASmallBoundCosts(t *testing.T) {
 		t.Errorf("New with MaxSize above MaxInt32: %v, want ErrInvalidConfig", err)
 	}
 }
+
+type newCtxKey struct{}
+
+// The pool's own dials (MinIdle warm-up and refills) carry New's context
+// values, as an Acquire's dial carries the Acquire's, but not its
+// cancellation. (Found by pgx's pgxpool suite run through an adapter.)
+func TestNewContextValuesReachThePoolsOwnDials(t *testing.T) {
+	for _, background := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.WithValue(context.Background(), newCtxKey{}, "from New"))
+		seen := make(chan any, 8)
+		p, err := tidepool.New(ctx, tidepool.Config[int]{
+			Dial: func(dctx context.Context) (int, error) {
+				seen <- dctx.Value(newCtxKey{})
+				return 1, nil
+			},
+			MinIdle: 1, MaxSize: 2, WarmInBackground: background,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := <-seen; v != "from New" {
+			t.Errorf("WarmInBackground=%v: the warm-up dial saw %v, want New's value", background, v)
+		}
+		cancel() // New's cancellation does not reach later dials
+		h, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Destroy() // the MinIdle refill dials again
+		if v := <-seen; v != "from New" {
+			t.Errorf("WarmInBackground=%v: the refill dial saw %v, want New's value", background, v)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// An idle connection whose lifetime ends while its health check runs is
+// retired as soon as the check ends, not a second later. (Found by pgx's
+// pgxpool suite run through an adapter.)
+func TestLifetimeEndingDuringACheckRetiresAtTheCheckEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const lifetime = 100 * time.Millisecond
+		p, err := tidepool.New(context.Background(), tidepool.Config[int]{
+			Dial: func(ctx context.Context) (int, error) { return 1, nil },
+			// The check straddles the lifetime's end: it starts at 81–99 ms
+			// (90 ms ± 10 % jitter) and takes 20 ms.
+			Check: func(ctx context.Context, v int) error {
+				time.Sleep(20 * time.Millisecond)
+				return nil
+			},
+			HealthInterval:    90 * time.Millisecond,
+			MaxLifetime:       lifetime,
+			MaxLifetimeJitter: 1,
+			MinIdle:           1,
+			MaxSize:           1,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = p.Close(context.Background()) }()
+		time.Sleep(lifetime + 50*time.Millisecond)
+		synctest.Wait()
+		if s := p.Stats(); s.Closed.Lifetime == 0 {
+			t.Errorf("50 ms after its lifetime ended (a check straddled it), the idle connection is still there: Idle %d, Closed.Lifetime %d", s.Idle, s.Closed.Lifetime)
+		}
+	})
+}

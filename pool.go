@@ -140,6 +140,7 @@ func New[T any](ctx context.Context, cfg Config[T]) (*Pool[T], error) {
 		ProbeEvery: probeEvery(cfg), NoOutage: cfg.DisableOutageMode,
 		MaxLifetime: cfg.MaxLifetime, LifetimeJitter: cfg.MaxLifetimeJitter,
 		Tick: cfg.ReconcileInterval, SweepAt: sweepAt, Logger: p.log,
+		Values: context.WithoutCancel(ctx), // the pool's own dials carry New's values
 	}, p.idle, p.reg, (*loopHooks[T])(p))
 	p.gate = &p.rec.Gate
 	p.rec.Start()

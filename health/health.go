@@ -131,6 +131,11 @@ func (w *watcher[T]) next(now time.Time) time.Duration {
 	}
 	if d := w.c.Deadline(); !d.IsZero() {
 		if !d.After(now) {
+			if _, st := w.c.Load(); st == conn.Idle {
+				// Idle past its lifetime (it ran out while a check was
+				// running): retire it now, not a second later.
+				return 0
+			}
 			// Past the deadline while held: the connection is doomed and
 			// nothing else is due for it. Look again in a second, in case
 			// it was released before the doom mark landed.

@@ -210,7 +210,11 @@ type Config struct {
 	Tick time.Duration
 	// SweepAt is the number of tombstones at which the loop sweeps the idle set.
 	SweepAt int
-	Logger  *zap.Logger
+	// Values is the context whose values the pool's own dials carry (MinIdle
+	// refills, TryAcquire's background dial): New's, without its
+	// cancellation. Nil means context.Background().
+	Values context.Context
+	Logger *zap.Logger
 }
 
 type kind uint8
@@ -893,6 +897,14 @@ func (r *Reconciler[T]) startDial(why Why, vctx context.Context) *dial {
 	return d
 }
 
+// values is the context whose values the pool's own dials carry.
+func (r *Reconciler[T]) values() context.Context {
+	if r.cfg.Values != nil {
+		return r.cfg.Values
+	}
+	return context.Background()
+}
+
 // graceFor is how long past its timeout a callback still counts as on time
 // (see health.Grace).
 func graceFor(timeout time.Duration) time.Duration { return max(timeout/10, time.Millisecond) }
@@ -1306,7 +1318,7 @@ func (r *Reconciler[T]) reconcile() {
 			r.redials = r.redials[:0]
 			break
 		}
-		d := r.startDial(WhyRequest, context.Background())
+		d := r.startDial(WhyRequest, r.values())
 		d.reply = r.redials[0]
 		r.redials = r.redials[1:]
 		need = min(need, hi-(len(r.dials)+r.open+r.closing))
@@ -1316,9 +1328,9 @@ func (r *Reconciler[T]) reconcile() {
 		case i < forWaiters:
 			r.startDial(WhyWaiter, r.h.DialContext())
 		case i < want-requests:
-			r.startDial(WhyMinIdle, context.Background())
+			r.startDial(WhyMinIdle, r.values())
 		default:
-			r.startDial(WhyRequest, context.Background())
+			r.startDial(WhyRequest, r.values())
 		}
 	}
 

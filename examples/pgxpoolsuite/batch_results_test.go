@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	pgxpool "github.com/tidepool-go/tidepool/examples/pgxpoolsuite"
-	"github.com/tidepool-go/tidepool/examples/pgxpoolsuite/internal/testify/assert"
-	"github.com/tidepool-go/tidepool/examples/pgxpoolsuite/internal/testify/require"
 )
 
 func TestPoolSendBatchBeginTx(t *testing.T) {

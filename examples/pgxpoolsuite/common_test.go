@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/tidepool-go/tidepool/examples/pgxpoolsuite/internal/testify/assert"
-	"github.com/tidepool-go/tidepool/examples/pgxpoolsuite/internal/testify/require"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Conn.Release is an asynchronous process that returns immediately. There is no signal when the actual work is

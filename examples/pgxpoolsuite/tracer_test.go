@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
 	pgxpool "github.com/tidepool-go/tidepool/examples/pgxpoolsuite"
-	"github.com/tidepool-go/tidepool/examples/pgxpoolsuite/internal/testify/require"
 )
 
 type testTracer struct {

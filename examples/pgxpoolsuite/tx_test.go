@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	pgxpool "github.com/tidepool-go/tidepool/examples/pgxpoolsuite"
-	"github.com/tidepool-go/tidepool/examples/pgxpoolsuite/internal/testify/require"
 )
 
 func TestTxExec(t *testing.T) {
