@@ -32,6 +32,10 @@ const (
 
 var stateNames = [...]string{"invalid", "idle", "in_use", "checking", "detached", "retired", "closed", "hijacked"}
 
+// Dead reports whether s is Retired, Closed or Hijacked: a state a
+// connection never leaves, in which the pool no longer uses it.
+func (s State) Dead() bool { return s == Retired || s == Closed || s == Hijacked }
+
 // String returns the state's name as used in logs and the admin listing.
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -358,7 +362,7 @@ func (c *Conn[T]) ForceRetire() (was State, ok bool) {
 	for {
 		w := c.word.Load()
 		l, s := unpack(w)
-		if s == Retired || s == Closed || s == Hijacked {
+		if s.Dead() {
 			return s, false
 		}
 		// Mark before the CAS, so the holder never sees Retired unmarked.

@@ -383,3 +383,13 @@ func TestLastUsedIsHandedFromReleaserToAcquirer(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// Dead is true exactly for the states a connection never leaves.
+func TestDeadStatesAreTheTerminalOnes(t *testing.T) {
+	want := map[conn.State]bool{conn.Retired: true, conn.Closed: true, conn.Hijacked: true}
+	for s := conn.Idle; s <= conn.Hijacked; s++ {
+		if s.Dead() != want[s] {
+			t.Errorf("%v.Dead() = %v, want %v", s, s.Dead(), want[s])
+		}
+	}
+}

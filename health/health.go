@@ -163,7 +163,7 @@ func (w *watcher[T]) next(now time.Time) time.Duration {
 func (w *watcher[T]) step(ctx context.Context, now time.Time) (done bool) {
 	c := w.c
 	lease, st := c.Load()
-	if st == conn.Retired || st == conn.Closed || st == conn.Hijacked {
+	if st.Dead() {
 		return true
 	}
 	// Used since the last look (a new lease), held now, or held then and

@@ -240,7 +240,7 @@ func (m *model) step(op, arg byte) {
 		if x == nil {
 			return
 		}
-		dead := x.state == conn.Retired || x.state == conn.Closed || x.state == conn.Hijacked
+		dead := x.state.Dead()
 		if !dead || !x.registered {
 			func() {
 				defer func() {
@@ -273,7 +273,7 @@ func (m *model) step(op, arg byte) {
 		dropped := 0
 		// A sticky front keeps a live connection whatever keep says (its P
 		// or its holder may move it at any moment); only a dead one goes.
-		if m.front != nil && !(m.sticky && !deadState(m.front.state)) && !keep(m.front.state, m.front.c.ID()) {
+		if m.front != nil && !(m.sticky && !m.front.state.Dead()) && !keep(m.front.state, m.front.c.ID()) {
 			m.front = nil
 			dropped++
 		}
@@ -291,10 +291,6 @@ func (m *model) step(op, arg byte) {
 			m.fatalf("Sweep dropped %d, want %d", got, dropped)
 		}
 	}
-}
-
-func deadState(st conn.State) bool {
-	return st == conn.Retired || st == conn.Closed || st == conn.Hijacked
 }
 
 func (m *model) take() {

@@ -196,16 +196,6 @@ func (s *Idle[T]) Release(c *conn.Conn[T], lease uint64) bool {
 	return true
 }
 
-// dead reports whether c is retired, closed or hijacked: a state it never
-// leaves.
-func dead[T any](c *conn.Conn[T]) bool {
-	switch c.State() {
-	case conn.Retired, conn.Closed, conn.Hijacked:
-		return true
-	}
-	return false
-}
-
 // vacant reports whether a front pointing at c may take another connection:
 // c is held (the front only remembers where it came from) or a tombstone.
 func vacant[T any](c *conn.Conn[T]) bool {
@@ -505,10 +495,10 @@ func (s *Idle[T]) takeFront(uncounted bool) (c *conn.Conn[T], lease uint64, ok, 
 				c.Link().Front = int32(pid + 1)
 				return c, lease, true, false
 			}
-			switch c.State() {
-			case conn.Retired, conn.Closed, conn.Hijacked:
+			switch st := c.State(); {
+			case st.Dead():
 				l.CompareAndSwap(c, nil) // a tombstone: dropped
-			case conn.Checking:
+			case st == conn.Checking:
 				// Under check: taken out and detached, so that its watcher
 				// puts it back through Release when the check passes (and a
 				// waiter hears of it); left here it would turn Idle unseen.
@@ -554,7 +544,7 @@ func (s *Idle[T]) Sweep(keep func(c *conn.Conn[T]) bool) int {
 			// (the sweep could not tell whether it or the holder owns the
 			// connection), so only a dead one, which never comes back,
 			// is dropped.
-			if dead(c) && !keep(c) && l.CompareAndSwap(c, nil) {
+			if c.State().Dead() && !keep(c) && l.CompareAndSwap(c, nil) {
 				dropped++
 			}
 			continue

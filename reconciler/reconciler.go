@@ -771,8 +771,7 @@ func (r *Reconciler[T]) reset() {
 		dials++
 	}
 	r.reg.Range(func(c *conn.Conn[T]) bool {
-		switch c.State() {
-		case conn.Retired, conn.Closed, conn.Hijacked:
+		if c.State().Dead() {
 			return true // on its way out already
 		}
 		if c.ClaimIdle() {
