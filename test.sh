@@ -24,9 +24,10 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+echo "+ go test -race $* ./..." >&2
 go test -race "$@" ./...
 for m in fleet examples bench; do
   [ -f "$m/go.mod" ] || continue
-  echo "== $m/" >&2
+  echo "+ (cd $m && go test -race $* ./...)" >&2
   (cd "$m" && go test -race "$@" ./...)
 done

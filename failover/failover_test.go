@@ -18,6 +18,7 @@ import (
 
 	"github.com/tidepool-go/tidepool"
 	"github.com/tidepool-go/tidepool/failover"
+	"github.com/tidepool-go/tidepool/internal/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -772,7 +773,12 @@ func TestNoAcquireIsLostUnderLoadWhileTheSidesChange(t *testing.T) {
 		}
 		time.Sleep(3 * time.Millisecond) // real time: let the load meet the change
 	}
+	// The primary back and serving: whatever its backoff left of the run
+	// above (on a loaded machine its windows can pass with no probe in
+	// them), the load keeps going until it has served some.
 	f.prim.down.Store(false)
+	_ = p.SwitchTo(failover.Primary)
+	poll.Until(t, "the primary to serve", 10*time.Second, func() bool { return served[failover.Primary].Load() > 0 })
 	close(stop)
 	wg.Wait()
 	st := p.Stats()

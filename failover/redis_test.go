@@ -15,6 +15,7 @@ import (
 
 	"github.com/tidepool-go/tidepool"
 	"github.com/tidepool-go/tidepool/failover"
+	"github.com/tidepool-go/tidepool/internal/poll"
 	"github.com/tidepool-go/tidepool/internal/redistest"
 	"github.com/tidepool-go/tidepool/internal/resp"
 )
@@ -169,10 +170,10 @@ func TestRedisPrimaryOutageFailsOverAndBackWithoutLosingARequest(t *testing.T) {
 	finish := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	defer finish()
 
-	waitFor(t, "load on the primary", 10*time.Second, func() bool { return ok.Load() >= 200 })
+	poll.Until(t, "load on the primary", 10*time.Second, func() bool { return ok.Load() >= 200 })
 	stoppedAt := time.Now() // the stop starts here: the pool may notice before Stop returns
 	prim.Stop()
-	waitFor(t, "the switch", 10*time.Second, func() bool { return logs.FilterMessage(failover.EventSwitched).Len() > 0 })
+	poll.Until(t, "the switch", 10*time.Second, func() bool { return logs.FilterMessage(failover.EventSwitched).Len() > 0 })
 	for time.Since(stoppedAt) < outage {
 		time.Sleep(10 * time.Millisecond) // hold the outage for its length
 	}
@@ -180,8 +181,8 @@ func TestRedisPrimaryOutageFailsOverAndBackWithoutLosingARequest(t *testing.T) {
 	startedAt := time.Now() // the start begins here: a probe may succeed before Start returns
 	prim.Start()
 	restarted.Store(true)
-	waitFor(t, "the restore", 10*time.Second, func() bool { return logs.FilterMessage(failover.EventRestored).Len() > 0 })
-	waitFor(t, "load on the restored primary", 10*time.Second, func() bool { return okPrimary.Load() >= 200 })
+	poll.Until(t, "the restore", 10*time.Second, func() bool { return logs.FilterMessage(failover.EventRestored).Len() > 0 })
+	poll.Until(t, "load on the restored primary", 10*time.Second, func() bool { return okPrimary.Load() >= 200 })
 	finish()
 
 	for _, err := range firstErrs {
@@ -243,16 +244,4 @@ func TestRedisPrimaryOutageFailsOverAndBackWithoutLosingARequest(t *testing.T) {
 		outage, switchedAt.Sub(stoppedAt).Round(time.Millisecond), st.PrimaryFailures,
 		restoredAt.Sub(startedAt).Round(time.Millisecond), st.Probes,
 		ok.Load(), okDuringOutage, onSecondary, ioErrs.Load(), st.FellOver)
-}
-
-// waitFor polls cond until it holds, or fails the test after within.
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond) // real servers: nothing to wait on but time
-	}
 }

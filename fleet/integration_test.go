@@ -14,6 +14,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/tidepool-go/tidepool/internal/poll"
 	"github.com/tidepool-go/tidepool/internal/redistest"
 )
 
@@ -156,17 +157,16 @@ func (e *fleetEnv) fairness() (dist int, claims, fair map[string]int) {
 // took; it fails the test after within.
 func (e *fleetEnv) waitFair(what string, within time.Duration) time.Duration {
 	e.t.Helper()
-	start := time.Now()
-	for {
-		dist, claims, fair := e.fairness()
-		if dist == 0 {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			e.t.Fatalf("%s: claims %v, fair share %v after %v", what, claims, fair, within)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a real etcd
+	var claims, fair any
+	took, ok := poll.Wait(within, func() bool {
+		var dist int
+		dist, claims, fair = e.fairness()
+		return dist == 0
+	})
+	if !ok {
+		e.t.Fatalf("%s: claims %v, fair share %v after %v", what, claims, fair, within)
 	}
+	return took
 }
 
 // claimGone waits until member id's claim key is gone from etcd (its lease
@@ -174,30 +174,20 @@ func (e *fleetEnv) waitFair(what string, within time.Duration) time.Duration {
 func (e *fleetEnv) claimGone(id string, within time.Duration) time.Time {
 	e.t.Helper()
 	key := DefaultPrefix + e.name + "/claims/" + id
-	start := time.Now()
-	for {
+	poll.Until(e.t, "the claim of "+id+" to leave etcd", within, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		r, err := e.cli.Get(ctx, key)
-		cancel()
-		if err == nil && len(r.Kvs) == 0 {
-			return time.Now()
-		}
-		if time.Since(start) > within {
-			e.t.Fatalf("claim of %s still in etcd after %v", id, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil && len(r.Kvs) == 0
+	})
+	return time.Now()
 }
 
 // backendZero waits until redis-server counts no connection named id.
 func (e *fleetEnv) backendZero(id string, within time.Duration) time.Time {
 	e.t.Helper()
-	start := time.Now()
-	for e.judge.count(id) != 0 {
-		if time.Since(start) > within {
-			e.t.Fatalf("redis-server still counts %d connections of %s after %v", e.judge.count(id), id, within)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if _, ok := poll.Wait(within, func() bool { return e.judge.count(id) == 0 }); !ok {
+		e.t.Fatalf("redis-server still counts %d connections of %s after %v", e.judge.count(id), id, within)
 	}
 	return time.Now()
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tidepool-go/tidepool/internal/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -75,16 +77,9 @@ func alive(t *testing.T, c net.Conn) error {
 // peer's FIN or RST a moment after the peer's Close returns) and returns it.
 func eventually(t *testing.T, c net.Conn) error {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if err := alive(t, c); err != nil {
-			return err
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Alive still reports the connection alive after 5s")
-		}
-		time.Sleep(time.Millisecond) // polling the kernel: no event to wait on
-	}
+	var err error
+	poll.Until(t, "Alive to see the peer gone", 5*time.Second, func() bool { err = alive(t, c); return err != nil })
+	return err
 }
 
 var networks = []string{"tcp", "unix"}
@@ -264,13 +259,8 @@ func tlsPair(t *testing.T, m tlsMode) (client, server *tls.Conn, serverRaw net.C
 	if m.tickets {
 		// Precondition: the tickets are waiting on the raw socket, so the
 		// test goes through Alive's TLS drain and not only the peek.
-		deadline := time.Now().Add(5 * time.Second)
-		for !errors.Is(peek(c), ErrUnexpectedData) {
-			if time.Now().After(deadline) {
-				t.Fatal("no session tickets arrived on the client socket")
-			}
-			time.Sleep(time.Millisecond)
-		}
+		poll.Until(t, "session tickets on the client socket", 5*time.Second,
+			func() bool { return errors.Is(peek(c), ErrUnexpectedData) })
 	}
 	return client, server, s
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tidepool-go/tidepool"
+	"github.com/tidepool-go/tidepool/internal/poll"
 	"github.com/tidepool-go/tidepool/netconn"
 )
 
@@ -120,19 +121,6 @@ func echo(ctx context.Context, c net.Conn, msg string) error {
 	return nil
 }
 
-// waitFor polls cond every few milliseconds until it holds or the deadline
-// passes (a real server runs in real time; there is no event to wait on).
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // A server that closes idle connections: the pool's health check (Alive)
 // notices each one, retires it for health, and dials a replacement; every
 // connection handed out afterwards works.
@@ -157,11 +145,11 @@ func TestPoolRetiresConnectionsTheServerClosedAndReplacesThem(t *testing.T) {
 	}()
 
 	// The first generation is reaped by the server and retired by the pool.
-	waitFor(t, "3 health retirements", 10*time.Second, func() bool { return p.Stats().Closed.Health >= 3 })
+	poll.Until(t, "3 health retirements", 10*time.Second, func() bool { return p.Stats().Closed.Health >= 3 })
 	// Stop reaping; wait until the pool has retired every connection the
 	// server closed, and is back at MinIdle.
 	srv.reaping.Store(false)
-	waitFor(t, "every reaped connection retired and replaced", 10*time.Second, func() bool {
+	poll.Until(t, "every reaped connection retired and replaced", 10*time.Second, func() bool {
 		st := p.Stats()
 		return st.Closed.Health == srv.reaped.Load() && st.Idle == 3
 	})

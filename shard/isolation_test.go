@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tidepool-go/tidepool"
+	"github.com/tidepool-go/tidepool/internal/poll"
 	"github.com/tidepool-go/tidepool/internal/redistest"
 	"github.com/tidepool-go/tidepool/internal/resp"
 	"github.com/tidepool-go/tidepool/shard"
@@ -154,16 +155,12 @@ func TestPausedRedisShardHoldsUpNoOtherShard(t *testing.T) {
 	for i := range 8 {
 		go func() { stuck <- setGet(stuckCtx, p, keys[slow][i], "x") }()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := shardOf(p.Stats(), slow)
-		if st.InUse == 1 && st.Waiting == 7 && st.Dialing == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the paused shard never got stuck: %+v", st)
-		}
-		time.Sleep(5 * time.Millisecond) // real servers: nothing to wait on but time
+	var st shard.ShardStats
+	if _, ok := poll.Wait(10*time.Second, func() bool {
+		st = shardOf(p.Stats(), slow)
+		return st.InUse == 1 && st.Waiting == 7 && st.Dialing == 3
+	}); !ok {
+		t.Fatalf("the paused shard never got stuck: %+v", st)
 	}
 
 	// Every shard but the paused one serves 40 keys × SET+GET, concurrently.

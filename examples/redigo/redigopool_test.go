@@ -18,6 +18,7 @@ import (
 
 	"github.com/tidepool-go/tidepool"
 	"github.com/tidepool-go/tidepool/examples/internal/testserver"
+	"github.com/tidepool-go/tidepool/internal/poll"
 	"github.com/tidepool-go/tidepool/netconn"
 )
 
@@ -106,15 +107,14 @@ func rawSocket(c *conn) net.Conn {
 // polls the sockets (peeks consume nothing, and may run beside the pool's).
 func waitPeerGone(t *testing.T, cs []*conn) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for _, c := range cs {
-		for netconn.Alive(context.Background(), rawSocket(c)) == nil {
-			if time.Now().After(deadline) {
-				t.Fatal("the server's FIN did not reach a client socket within 5s")
+	poll.Until(t, "the server's FIN on every client socket", 5*time.Second, func() bool {
+		for _, c := range cs {
+			if netconn.Alive(context.Background(), rawSocket(c)) == nil {
+				return false
 			}
-			time.Sleep(time.Millisecond)
 		}
-	}
+		return true
+	})
 }
 
 // warm acquires n connections at once and releases them all, so that n sit idle.
@@ -650,14 +650,13 @@ func TestTLSPeekTellsRecordsFromReplies(t *testing.T) {
 // session tickets) wait on the raw socket of every connection in cs.
 func waitTickets(t *testing.T, cs []*conn) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for _, c := range cs {
-		for !errors.Is(netconn.Alive(context.Background(), rawSocket(c)), netconn.ErrUnexpectedData) {
-			if time.Now().After(deadline) {
-				t.Fatal("no bytes arrived on an idle TLS connection within 5s: the server sent no TLS 1.3 " +
-					"session tickets, so this test cannot show the peek telling them from replies")
+	poll.Until(t, "bytes on every idle TLS connection (without the server's TLS 1.3 session tickets "+
+		"this test cannot show the peek telling them from replies)", 5*time.Second, func() bool {
+		for _, c := range cs {
+			if !errors.Is(netconn.Alive(context.Background(), rawSocket(c)), netconn.ErrUnexpectedData) {
+				return false
 			}
-			time.Sleep(time.Millisecond) // polling the kernel: no event to wait on
 		}
-	}
+		return true
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tidepool-go/tidepool"
+	"github.com/tidepool-go/tidepool/internal/poll"
 	"github.com/tidepool-go/tidepool/internal/redistest"
 	"github.com/tidepool-go/tidepool/internal/resp"
 	"github.com/tidepool-go/tidepool/netconn"
@@ -57,19 +58,6 @@ func redisConfig(addr string, ds *dialStats) tidepool.Config[*resp.Conn] {
 		Close: (*resp.Conn).Close,
 		Check: func(ctx context.Context, c *resp.Conn) error { return c.Ping(ctx) },
 	}
-}
-
-// waitFor polls cond until it holds or within passes.
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > within {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond) // real server: nothing to wait on but time
-	}
-	return time.Since(start)
 }
 
 func newPool(t *testing.T, cfg tidepool.Config[*resp.Conn]) *tidepool.Pool[*resp.Conn] {
@@ -136,14 +124,14 @@ func TestKilledIdleConnectionsAreReplacedBeforeAnyHolderGetsOne(t *testing.T) {
 	}
 	killedAt := time.Now()
 
-	took := waitFor(t, "every killed connection retired for health", 5*time.Second, func() bool {
+	took := poll.Until(t, "every killed connection retired for health", 5*time.Second, func() bool {
 		return p.Stats().Closed.Health >= size
 	})
 	// Jittered interval ≤ 1.1×interval; allow scheduling slack under -race.
 	if limit := 2*interval + 400*time.Millisecond; took > limit {
 		t.Errorf("health retirements took %v after the kill, want ≤ %v", took, limit)
 	}
-	waitFor(t, "replacements dialed", 5*time.Second, func() bool { return p.Stats().Idle == size })
+	poll.Until(t, "replacements dialed", 5*time.Second, func() bool { return p.Stats().Idle == size })
 
 	// Hold every connection at once: none may be a killed one.
 	held = held[:0]
@@ -281,12 +269,12 @@ func TestPoolRidesOutARedisRestartUnderLoad(t *testing.T) {
 		}
 	}()
 
-	waitFor(t, "load on a healthy server", 5*time.Second, func() bool { return ok[0].Load() >= 200 })
+	poll.Until(t, "load on a healthy server", 5*time.Second, func() bool { return ok[0].Load() >= 200 })
 	srv.Stop()
 	phase.Store(1)
 	downAt := time.Now()
 	dialsAtDown := ds.started.Load()
-	waitFor(t, "failures during the outage", 5*time.Second, func() bool { return acqFail[1].Load() > 0 })
+	poll.Until(t, "failures during the outage", 5*time.Second, func() bool { return acqFail[1].Load() > 0 })
 	for time.Since(downAt) < outage {
 		time.Sleep(10 * time.Millisecond) // hold the outage for its length
 	}
@@ -295,7 +283,7 @@ func TestPoolRidesOutARedisRestartUnderLoad(t *testing.T) {
 	phase.Store(2)
 	backAt := time.Now()
 	dialsAtBack, failedAtBack := ds.started.Load(), ds.failed.Load()
-	recovery := waitFor(t, "recovery after the restart", 10*time.Second, func() bool { return ok[2].Load() >= maxIterAfter })
+	recovery := poll.Until(t, "recovery after the restart", 10*time.Second, func() bool { return ok[2].Load() >= maxIterAfter })
 	finish()
 
 	st := p.Stats()
